@@ -1,0 +1,179 @@
+"""The `dealbot` command: parses arguments, calls the library, renders. Library errors become CLI errors here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from ingest.index import IndexAccessError
+from ingest.lock import LockHeld
+from ingest.settings import Settings, SettingsError, load_settings
+
+from .evaluate import EvalFileError
+
+
+def _errors_as_cli_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (SettingsError, IndexAccessError, LockHeld, EvalFileError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+@click.group()
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file (default: config/dealbot.toml, or DEALBOT_CONFIG).")
+@click.version_option(package_name="dealbot")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None):
+    """Answers questions about a news story from its articles, every sentence cited."""
+    try:
+        ctx.obj = load_settings(config)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.command()
+@click.option("--source", "sources", multiple=True, help="File or folder to sync instead of the configured sources (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as one JSON object on the last line.")
+@click.pass_obj
+@_errors_as_cli_errors
+def ingest(settings: Settings, sources: tuple[str, ...], as_json: bool):
+    """Sync sources into the index and print a run report.
+
+    Unchanged files are skipped without embedding, changed ones replaced, vanished ones removed (only from the
+    source being synced). A file that cannot be read is reported and skipped. Exits non-zero when every source
+    failed.
+    """
+    from ingest.sync import run_ingest
+
+    chosen = [s if "://" in s else str(Path(s).resolve()) for s in sources] or None
+    if chosen is None and not settings.sources:
+        raise click.ClickException("no sources configured: pass --source PATH or set `sources` in the configuration")
+    report = run_ingest(settings, chosen, progress=not as_json and sys.stderr.isatty()).to_dict()
+    from .render import report_text
+
+    click.echo(json.dumps(report) if as_json else report_text(report))
+    unusable = sum(1 for f in report["failures"] if f["location"] in report["sources"])
+    if report["sources"] and unusable == len(report["sources"]):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("question", required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per answer, one line each.")
+@click.pass_obj
+@_errors_as_cli_errors
+def ask(settings: Settings, question: str | None, as_json: bool):
+    """Answer QUESTION from the indexed articles, with citations.
+
+    Without QUESTION, reads one question per line from stdin and answers each in turn (the model and the index
+    are loaded once).
+    """
+    from .pipeline import Pipeline
+    from .render import answer_json, answer_text
+
+    questions = [question] if question is not None else (line.strip() for line in sys.stdin)
+    pipeline = Pipeline(settings)
+    first = True
+    for q in questions:
+        if not q:
+            continue
+        answer = pipeline.ask(q)
+        if as_json:
+            click.echo(answer_json(answer))
+        else:
+            click.echo(("" if first else "\n") + answer_text(answer))
+        sys.stdout.flush()
+        first = False
+
+
+@cli.command("eval")
+@click.argument("questions", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--calibrate", is_flag=True, help="Also compute the abstention threshold that fits the dev split best.")
+@click.option("--verbose", "-v", is_flag=True, help="List every question with its outcome.")
+@click.pass_obj
+@_errors_as_cli_errors
+def eval_(settings: Settings, questions: str, as_json: bool, calibrate: bool, verbose: bool):
+    """Score the pipeline on a JSONL question set: hit@k, accuracy, citation accuracy, abstention, latency."""
+    from .evaluate import calibrate as calibrate_threshold
+    from .evaluate import evaluate, load_cases
+    from .pipeline import Pipeline
+
+    cases = load_cases(questions)
+    pipeline = Pipeline(settings)
+    report, outcomes = evaluate(pipeline, cases)
+    if calibrate:
+        threshold, detail = calibrate_threshold(pipeline, cases)
+        report["calibrated_min_score"] = {"value": threshold, **detail}
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    if verbose:
+        for o in outcomes:
+            mark = ("ok " if o.correct else "MISS") if o.case.answerable else ("ok " if not o.answer.answered else "FALSE")
+            click.echo(f"{mark} [{o.case.split}] {o.case.question} -> {o.answer.text[:140]} ({o.answer.evidence:.3f})")
+    for part in [k for k in report if isinstance(report[k], dict) and "questions" in report[k]]:
+        r = report[part]
+        click.echo(
+            f"{part:8} n={r['questions']:3}  hit@k={_f(r['hit_at_k'])}  accuracy={_f(r['accuracy'])}  "
+            f"citations={_f(r['citation_accuracy'])}  abstention={_f(r['abstention'])}  "
+            f"p50={r['latency_ms_p50']}ms p95={r['latency_ms_p95']}ms  median answer={r['answer_chars_median']} chars"
+        )
+    click.echo(f"min_score={report['min_score']}")
+    if calibrate:
+        click.echo(f"calibrated min_score={report['calibrated_min_score']['value']} (dev balanced score "
+                   f"{report['calibrated_min_score']['balanced_score']})")
+
+
+def _f(x: float | None) -> str:
+    return "n/a " if x is None else f"{x:.2f}"
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_obj
+@_errors_as_cli_errors
+def status(settings: Settings, as_json: bool):
+    """What the index holds: documents, passages, sources, the last run and the model."""
+    from ingest import runlog
+    from ingest.embed import DIMENSIONS, MODEL_NAME
+    from ingest.index import Index
+
+    index = Index(settings, MODEL_NAME, DIMENSIONS)
+    states = index.doc_states()
+    per_source = Counter(s.source for s in states if s.complete)
+    info = {
+        "index": index.where,
+        "model": MODEL_NAME,
+        "documents": len({(s.source, s.location) for s in states}),
+        "passages": index.count(),
+        "sources": dict(sorted(per_source.items())),
+        "last_run": runlog.last_run(settings.state_db),
+    }
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    click.echo(f"index:     {info['index']}\nmodel:     {info['model']}")
+    click.echo(f"documents: {info['documents']}\npassages:  {info['passages']}")
+    for source, n in info["sources"].items():
+        click.echo(f"  {n:5} documents from {source}")
+    run = info["last_run"]
+    if run:
+        from .render import report_text
+
+        click.echo(f"last run:  {run['finished']}: " + report_text(run))
+    else:
+        click.echo("last run:  never")
+
+
+def main():
+    cli(prog_name="dealbot")

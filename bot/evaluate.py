@@ -1,0 +1,147 @@
+"""Scoring the pipeline on a question set (JSONL), and calibrating the abstention threshold on it.
+
+Each line: {"question", "answer_any": [...], "source_any": [...], "answerable": bool, "split": "dev"|"heldout"}.
+Sources are matched on the file stem of the cited document's source (a path or URL).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from urllib.parse import urlparse
+
+from .pipeline import Pipeline
+from .types import Answer
+
+
+class EvalFileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Case:
+    question: str
+    answer_any: tuple[str, ...]
+    source_any: tuple[str, ...]
+    answerable: bool
+    split: str = "dev"
+
+
+def load_cases(path: str) -> list[Case]:
+    cases = []
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError as exc:
+        raise EvalFileError(f"cannot read question set {path}: {exc.strerror}") from None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            cases.append(
+                Case(
+                    question=raw["question"],
+                    answer_any=tuple(raw.get("answer_any", [])),
+                    source_any=tuple(raw.get("source_any", [])),
+                    answerable=bool(raw["answerable"]),
+                    split=raw.get("split", "dev"),
+                )
+            )
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise EvalFileError(f"{path}:{lineno}: not a question line ({type(exc).__name__}: {exc})") from None
+    if not cases:
+        raise EvalFileError(f"{path}: no questions")
+    return cases
+
+
+def stem_of(source: str) -> str:
+    path = urlparse(source).path if "://" in source else source
+    return PurePosixPath(path.rstrip("/")).stem
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case: Case
+    answer: Answer
+
+    @property
+    def retrieved(self) -> bool:
+        return any(stem_of(h.source) in self.case.source_any for h in self.answer.hits)
+
+    @property
+    def correct(self) -> bool:
+        text = self.answer.text.lower()
+        return self.answer.answered and any(a.lower() in text for a in self.case.answer_any)
+
+    @property
+    def cited(self) -> bool:
+        return any(stem_of(c.source) in self.case.source_any for c in self.answer.citations)
+
+
+def score(outcomes: list[Outcome]) -> dict:
+    answerable = [o for o in outcomes if o.case.answerable]
+    unanswerable = [o for o in outcomes if not o.case.answerable]
+    answered = [o for o in answerable if o.answer.answered]
+    latencies = sorted(o.answer.timings_ms.get("total", 0.0) for o in outcomes)
+    lengths = [len(" ".join(s.text for s in o.answer.sentences)) for o in outcomes if o.answer.answered]
+
+    def ratio(good: int, total: int) -> float | None:
+        return round(good / total, 4) if total else None
+
+    return {
+        "questions": len(outcomes),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "hit_at_k": ratio(sum(o.retrieved for o in answerable), len(answerable)),
+        "accuracy": ratio(sum(o.correct for o in answerable), len(answerable)),
+        "citation_accuracy": ratio(sum(o.cited for o in answered), len(answered)),
+        "abstention": ratio(sum(not o.answer.answered for o in unanswerable), len(unanswerable)),
+        "answer_chars_median": statistics.median(lengths) if lengths else None,
+        "latency_ms_p50": _percentile(latencies, 0.50),
+        "latency_ms_p95": _percentile(latencies, 0.95),
+    }
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return round(values[min(len(values) - 1, int(q * len(values)))], 2)
+
+
+def evaluate(pipeline: Pipeline, cases: list[Case], min_score: float | None = None) -> tuple[dict, list[Outcome]]:
+    """Answer every case; report overall and per split (dev, heldout)."""
+    outcomes = [Outcome(c, pipeline.ask(c.question, min_score=min_score)) for c in cases]
+    report = {"overall": score(outcomes)}
+    for split in sorted({c.split for c in cases}):
+        report[split] = score([o for o in outcomes if o.case.split == split])
+    report["min_score"] = pipeline.settings.retrieval.min_score if min_score is None else min_score
+    return report, outcomes
+
+
+def calibrate(pipeline: Pipeline, cases: list[Case]) -> tuple[float, dict]:
+    """The abstention threshold that best separates answers from non-answers on the dev split.
+
+    Each answerable question contributes its evidence when the composer's answer is correct at threshold 0; each
+    unanswerable one its evidence. The threshold maximises the mean of accuracy and abstention, taking the middle
+    of the best interval so it is not on the edge of one question.
+    """
+    dev = [c for c in cases if c.split == "dev"] or cases
+    outcomes = [Outcome(c, pipeline.ask(c.question, min_score=0.0)) for c in dev]
+    good = [o.answer.evidence for o in outcomes if o.case.answerable and o.correct]
+    bad = [o.answer.evidence for o in outcomes if not o.case.answerable and o.answer.answered]
+    n_ans = sum(o.case.answerable for o in outcomes) or 1
+    n_un = sum(not o.case.answerable for o in outcomes) or 1
+    already_abstained = sum(not o.case.answerable and not o.answer.answered for o in outcomes)
+    points = sorted(set(good + bad + [0.0, 1.0]))
+    scores = []
+    for lo, hi in zip(points, points[1:]):
+        t = (lo + hi) / 2
+        acc = sum(g >= t for g in good) / n_ans
+        abst = (already_abstained + sum(b < t for b in bad)) / n_un
+        scores.append((round((acc + abst) / 2, 4), t))
+    top = max(s for s, _ in scores)
+    winners = [t for s, t in scores if s == top]
+    threshold = round(winners[len(winners) // 2], 3)
+    return threshold, {"dev_questions": len(dev), "balanced_score": top}

@@ -1,0 +1,40 @@
+"""The question-answering core: settings in, cited Answers out. The CLI, the eval and the Slack bot all use it."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from ingest.embed import Embedder
+from ingest.index import Index
+from ingest.settings import Settings
+
+from .answer import compose
+from .retrieve import Retriever
+from .types import Answer
+
+
+class Pipeline:
+    """Opens the index and loads the model once; then answers any number of questions."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None):
+        self.settings = settings
+        self.embedder = embedder or Embedder(batch_size=settings.embedding.batch_size)
+        self.index = Index(settings, self.embedder.name, self.embedder.dimensions)
+        self.index.require()
+        self.retriever = Retriever(self.index, self.embedder, settings.retrieval.k)
+        self.embedder.encode_query("warm up")  # load the model now, not on the first question
+
+    def ask(self, question: str, min_score: float | None = None) -> Answer:
+        threshold = self.settings.retrieval.min_score if min_score is None else min_score
+        t0 = time.perf_counter()
+        hits = self.retriever.retrieve(question)
+        t1 = time.perf_counter()
+        answer = compose(question, hits, self.retriever.stats, threshold)
+        t2 = time.perf_counter()
+        timings = {
+            "retrieve": round((t1 - t0) * 1000, 2),
+            "compose": round((t2 - t1) * 1000, 2),
+            "total": round((t2 - t0) * 1000, 2),
+        }
+        return dataclasses.replace(answer, timings_ms=timings)

@@ -1,0 +1,69 @@
+"""The objects that cross from retrieval to answering to the surfaces: Hit, Citation, Answer.
+
+Renderers (terminal, JSON, Slack) see only these, never Chroma rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+NOT_FOUND = "I couldn't find that in the indexed articles."
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved passage with what a citation needs about its article."""
+
+    id: str
+    doc_id: str
+    title: str
+    source: str  # the file path or URL the article came from
+    text: str
+    start: int  # offset of the passage in its article
+    sentences: tuple[tuple[int, int], ...]  # sentence offsets within `text`
+    score: float  # cosine similarity to the question
+    url: str | None = None
+    outlet: str | None = None
+    published: str | None = None  # ISO date
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    doc_id: str
+    title: str
+    source: str
+    quotes: tuple[str, ...]  # the cited sentences, exactly as in the article
+    url: str | None = None
+    outlet: str | None = None
+    published: str | None = None
+
+    @property
+    def quote(self) -> str:
+        return self.quotes[0]
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of an answer and the citation marker that follows it."""
+
+    text: str
+    n: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answered: bool
+    sentences: tuple[Sentence, ...] = ()
+    citations: tuple[Citation, ...] = ()
+    hits: tuple[Hit, ...] = ()
+    evidence: float = 0.0  # the score the abstention threshold is applied to
+    reason: str = ""  # why the bot abstained, when it did
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        if not self.answered:
+            return NOT_FOUND
+        return " ".join(f"{s.text} [{s.n}]" for s in self.sentences)

@@ -1,0 +1,265 @@
+"""The index: the only module that talks to Chroma.
+
+It owns the collection's name and schema, the metadata keys of a passage, the check that the index was built with
+the model in use, and how to open the store embedded (PersistentClient under the data directory) or against a
+Chroma server (DEALBOT_CHROMA_URL). Vectors are always passed in: Chroma never embeds anything itself.
+
+Each passage row has id `<doc key>:<version>:<n>`, where the doc key identifies (source, location) and the version
+is the document's content hash. A new version is written whole before the old one is deleted, so a document is
+never left half old, half new: at worst both versions exist until the next sync removes the old one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from typing import Sequence
+from urllib.parse import urlparse
+
+import numpy as np
+
+from .records import Passage
+from .settings import Settings
+
+SCHEMA = 1
+
+
+class IndexAccessError(Exception):
+    """The index cannot be opened or used as asked; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class DocState:
+    """What the index holds for one document: enough to decide whether a file changed, without reading it."""
+
+    source: str
+    location: str
+    doc_id: str
+    version: str
+    raw_hash: str
+    text_hash: str
+    passages: int
+    complete: bool
+
+
+@dataclass(frozen=True)
+class Row:
+    """A passage as stored: its text and metadata, and the query's cosine similarity when it came from a query."""
+
+    id: str
+    text: str
+    meta: dict
+    score: float = 0.0
+
+    @property
+    def sentences(self) -> list[tuple[int, int]]:
+        return [tuple(map(int, s.split("-"))) for s in self.meta["sents"].split(",") if s]
+
+
+def doc_key(source: str, location: str) -> str:
+    return hashlib.sha1(f"{source}\0{location}".encode()).hexdigest()[:16]
+
+
+def _client(settings: Settings):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if not settings.server_mode:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+    url = urlparse(settings.chroma_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise IndexAccessError(
+            f"chroma_url / DEALBOT_CHROMA_URL = {settings.chroma_url!r} is not a URL: use e.g. http://127.0.0.1:8000"
+        )
+    try:
+        client = chromadb.HttpClient(
+            host=url.hostname,
+            port=url.port or (443 if url.scheme == "https" else 80),
+            ssl=url.scheme == "https",
+            settings=chroma_settings,
+        )
+        client.heartbeat()
+    except Exception as exc:  # chromadb raises assorted connection errors; all mean the same to the user
+        raise IndexAccessError(
+            f"cannot reach the Chroma server at {settings.chroma_url} (chroma_url / DEALBOT_CHROMA_URL): "
+            f"{type(exc).__name__}; start it with `chroma run --path DIR --port PORT` or unset the setting"
+        ) from None
+    return client
+
+
+class Index:
+    """One Chroma collection of passages, opened for reading or writing."""
+
+    def __init__(self, settings: Settings, model_name: str, dimensions: int, create: bool = False):
+        self.settings = settings
+        self.model_name = model_name
+        self.client = _client(settings)
+        self.collection = self._open_collection(create, dimensions)
+
+    @property
+    def where(self) -> str:
+        if self.settings.server_mode:
+            return f"Chroma server {self.settings.chroma_url}, collection '{self.settings.collection}'"
+        return f"{self.settings.chroma_path}, collection '{self.settings.collection}'"
+
+    def _open_collection(self, create: bool, dimensions: int):
+        name = self.settings.collection
+        existing = {c.name if hasattr(c, "name") else c for c in self.client.list_collections()}
+        if name not in existing:
+            if not create:
+                return None
+            return self.client.create_collection(
+                name,
+                embedding_function=None,
+                metadata={
+                    "hnsw:space": "cosine",
+                    "dealbot_model": self.model_name,
+                    "dealbot_dimensions": dimensions,
+                    "dealbot_schema": SCHEMA,
+                },
+            )
+        collection = self.client.get_collection(name, embedding_function=None)
+        built_with = (collection.metadata or {}).get("dealbot_model")
+        if built_with != self.model_name:
+            raise IndexAccessError(
+                f"the index at {self.where} was built with embedding model {built_with!r}, not {self.model_name!r}: "
+                "its vectors are not comparable. Rebuild it into a new collection (DEALBOT_COLLECTION) "
+                "or a new data directory (DEALBOT_DATA_DIR)"
+            )
+        return collection
+
+    @property
+    def exists(self) -> bool:
+        return self.collection is not None
+
+    def require(self):
+        if self.collection is None:
+            raise IndexAccessError(f"the index at {self.where} is empty: run `dealbot ingest` first")
+        return self.collection
+
+    # Reading
+
+    def count(self) -> int:
+        return self.collection.count() if self.collection is not None else 0
+
+    def query(self, vector: np.ndarray, k: int) -> list[Row]:
+        collection = self.require()
+        res = collection.query(
+            query_embeddings=[vector.tolist()],
+            n_results=k,
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            Row(id=i, text=t, meta=m, score=1.0 - d)
+            for i, t, m, d in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])
+        ]
+
+    def rows(self, where: dict | None = None, with_text: bool = True) -> list[Row]:
+        """Every stored passage (matching `where`), fetched in pages."""
+        if self.collection is None:
+            return []
+        include = ["metadatas", "documents"] if with_text else ["metadatas"]
+        out: list[Row] = []
+        page = 5000
+        while True:
+            res = self.collection.get(where=where, include=include, limit=page, offset=len(out))
+            docs = res.get("documents") or [""] * len(res["ids"])
+            out.extend(Row(id=i, text=t or "", meta=m) for i, t, m in zip(res["ids"], docs, res["metadatas"]))
+            if len(res["ids"]) < page:
+                return out
+
+    def doc_states(self, source: str | None = None) -> list[DocState]:
+        """One DocState per stored (document, version), for one source or all."""
+        where = {"source": source} if source is not None else None
+        groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        for row in self.rows(where, with_text=False):
+            groups[(row.meta["doc_key"], row.meta["version"])].append(row.meta)
+        states = []
+        for metas in groups.values():
+            m = metas[0]
+            states.append(
+                DocState(
+                    source=m["source"],
+                    location=m["location"],
+                    doc_id=m["doc_id"],
+                    version=m["version"],
+                    raw_hash=m["raw_hash"],
+                    text_hash=m["text_hash"],
+                    passages=len(metas),
+                    complete=len(metas) == m["n_total"],
+                )
+            )
+        return states
+
+    def find_text(self, text_hash: str) -> DocState | None:
+        """A stored document with exactly this text, if any (for de-duplication)."""
+        if self.collection is None:
+            return None
+        res = self.collection.get(where={"text_hash": text_hash}, include=["metadatas"], limit=1)
+        if not res["ids"]:
+            return None
+        m = res["metadatas"][0]
+        return DocState(m["source"], m["location"], m["doc_id"], m["version"], m["raw_hash"], m["text_hash"], 0, True)
+
+    # Writing
+
+    def write(self, passages: Sequence[Passage], vectors: np.ndarray) -> None:
+        """Store passages (all of one or more documents) with their vectors, in batches Chroma accepts."""
+        collection = self.require()
+        batch = self.client.get_max_batch_size()
+        for lo in range(0, len(passages), batch):
+            chunk = passages[lo : lo + batch]
+            collection.upsert(
+                ids=[passage_id(p) for p in chunk],
+                documents=[p.text for p in chunk],
+                metadatas=[passage_metadata(p) for p in chunk],
+                embeddings=vectors[lo : lo + batch],
+            )
+
+    def delete_version(self, state: DocState) -> None:
+        key = doc_key(state.source, state.location)
+        self.require().delete(where={"$and": [{"doc_key": key}, {"version": state.version}]})
+
+
+def version_of(passage: Passage) -> str:
+    a = passage.article
+    identity = json.dumps(
+        [a.raw_hash, a.doc_id, a.title, a.url, a.outlet, a.author, _iso(a.published)], ensure_ascii=False
+    )
+    return hashlib.sha1(identity.encode()).hexdigest()[:12]
+
+
+def passage_id(p: Passage) -> str:
+    return f"{doc_key(p.article.source, p.article.location)}:{version_of(p)}:{p.n}"
+
+
+def passage_metadata(p: Passage) -> dict:
+    a = p.article
+    return {
+        "doc_id": a.doc_id,
+        "doc_key": doc_key(a.source, a.location),
+        "source": a.source,
+        "location": a.location,
+        "title": a.title,
+        "url": a.url or "",
+        "outlet": a.outlet or "",
+        "author": a.author or "",
+        "published": _iso(a.published),
+        "raw_hash": a.raw_hash,
+        "text_hash": a.text_hash,
+        "version": version_of(p),
+        "n": p.n,
+        "n_total": p.total,
+        "start": p.start,
+        "end": p.end,
+        "sents": ",".join(f"{s - p.start}-{e - p.start}" for s, e in p.sentences),
+    }
+
+
+def _iso(d: date | None) -> str:
+    return d.isoformat() if d else ""
