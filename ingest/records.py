@@ -61,3 +61,9 @@ class Passage:
     def embed_text(self) -> str:
         """What the model sees: the title gives short passages their context."""
         return f"{self.article.title}\n{self.text}"
+
+    @property
+    def embed_spans(self) -> list[tuple[int, int]]:
+        """The sentences' offsets within `embed_text`."""
+        shift = len(self.article.title) + 1 - self.start
+        return [(s + shift, e + shift) for s, e in self.sentences]

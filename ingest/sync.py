@@ -147,11 +147,14 @@ def _write(index, changes: list[_Change], embedder: Embedder, settings: Settings
     ]
     flat = [p for passages in per_doc for p in passages]
     with tqdm(total=len(flat), desc="embedding", unit="passage", disable=not progress, leave=False) as bar:
-        vectors = embedder.encode([p.embed_text for p in flat], on_batch=bar.update)
+        vectors, sentence_vectors = embedder.encode_passages(
+            [p.embed_text for p in flat], [p.embed_spans for p in flat], on_batch=bar.update
+        )
     offset = 0
     for change, passages in zip(changes, per_doc):
-        index.write(passages, vectors[offset : offset + len(passages)])
-        offset += len(passages)
+        end = offset + len(passages)
+        index.write(passages, vectors[offset:end], sentence_vectors[offset:end])
+        offset = end
         new_version = version_of(passages[0])
         for state in change.old:  # only now that the new version is whole
             if state.version != new_version:

@@ -1,0 +1,104 @@
+"""Shared fixtures: the real model (loaded once per session), settings in temp dirs, article files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ingest.embed import Embedder
+from ingest.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SAMPLE = ROOT / "data" / "articles"
+DEALBOT = Path(sys.executable).parent / "dealbot"
+
+
+@pytest.fixture(autouse=True)
+def _no_proxies(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in [n for n in os.environ if n.startswith("DEALBOT_")]:
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    e = Embedder()
+    e.encode_query("load the model once for the whole session")
+    return e
+
+
+def make_settings(data_dir: Path, sources=(), **env) -> Settings:
+    environ = {"DEALBOT_DATA_DIR": str(data_dir), **{f"DEALBOT_{k.upper()}": str(v) for k, v in env.items()}}
+    if sources:
+        environ["DEALBOT_SOURCES"] = os.pathsep.join(str(s) for s in sources)
+    return load_settings(env=environ)
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def articles(tmp_path) -> Path:
+    """A folder holding a copy of the sample article, free to change."""
+    folder = tmp_path / "articles"
+    shutil.copytree(SAMPLE, folder)
+    return folder
+
+
+def write_article(folder: Path, name: str, title: str, body: str, published: str = "2025-07-01", outlet: str = "Test Wire") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(f"---\ntitle: {title}\noutlet: {outlet}\npublished: {published}\n---\n{body}\n", encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cli(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DEALBOT_") and "proxy" not in k.lower()}
+    environ.update(env or {})
+    return subprocess.run(
+        [str(DEALBOT), *args], env=environ, input=input, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory):
+    """A real Chroma server (`chroma run`) on loopback, for server-mode tests."""
+    path = tmp_path_factory.mktemp("chroma-server")
+    port = free_port()
+    chroma = Path(sys.executable).parent / "chroma"
+    proc = subprocess.Popen(
+        [str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("chroma run did not start")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)

@@ -1,0 +1,40 @@
+from conftest import SAMPLE
+from ingest.chunking import chunk, split_sentences
+from ingest.sources import parse, read_raw
+
+
+def article():
+    path = SAMPLE / "the-hill-2025-06-27.md"
+    return parse(read_raw(str(SAMPLE), path, path.name))
+
+
+def test_sentences_are_exact_slices_of_the_text():
+    a = article()
+    spans = split_sentences(a.text)
+    assert len(spans) >= 15
+    assert a.text[spans[0][0] : spans[0][1]].startswith("The Trump administration")
+    for s, e in spans:
+        piece = a.text[s:e]
+        assert piece == piece.strip() and piece
+    assert all(e1 <= s2 for (_, e1), (s2, _) in zip(spans, spans[1:]))
+
+
+def test_passages_fit_the_model_and_overlap_by_one_sentence(embedder):
+    a = article()
+    for max_tokens in (60, 120, 200):
+        passages = chunk(a, embedder.count_tokens, max_tokens, overlap_sentences=1)
+        assert len(passages) > 1
+        for p in passages:
+            assert p.total == len(passages)
+            assert p.text == a.text[p.start : p.end]
+            if len(p.sentences) > 1:  # a lone over-long sentence is allowed to exceed
+                assert embedder.count_tokens([p.embed_text])[0] <= max_tokens + 1
+        for prev, nxt in zip(passages, passages[1:]):
+            assert nxt.sentences[0] == prev.sentences[-1] or len(prev.sentences) == 1
+        covered = {s for p in passages for s in p.sentences}
+        assert covered == set(split_sentences(a.text))
+
+
+def test_smaller_budget_means_more_passages(embedder):
+    a = article()
+    assert len(chunk(a, embedder.count_tokens, 80)) > len(chunk(a, embedder.count_tokens, 250))
