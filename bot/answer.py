@@ -1,14 +1,18 @@
 """The extractive answer: choose the sentences of the retrieved passages that answer the question, and cite them.
 
-Each candidate sentence gets one score from four signals, each in 0..1:
+Each candidate sentence gets one score, a weighted sum of signals that each lie in 0..1:
 
-- dense:   cosine similarity of the question to the passage the sentence is in;
-- lexical: the share of the question's informative terms (weighted by rarity in the corpus) the sentence contains;
-- shape:   whether the sentence holds the kind of answer asked for (a date for "when", a name for "who", ...);
-- novelty: whether the sentence says more than the question's own words (an echo of the question is weak evidence).
+- dense:    cosine similarity of the question to the passage the sentence is in;
+- sentence: cosine similarity of the question to the sentence itself, read in its passage's context;
+- lexical:  the share of the question's terms (weighted by rarity in the corpus) the sentence contains;
+- phrase:   the share of the question's word pairs found in the sentence as they stand ("since the London meeting");
+- shape:    whether the sentence holds the kind of answer asked for (a date for "when", a name for "who", ...);
+- lead:     whether the sentence opens its article, where news reports say what the story is about;
+- previous: the lexical share of the sentence before it, for quotations whose attribution precedes them.
 
-The best sentence's score is the evidence; below the calibrated threshold, or when the question names something
-no article mentions, the composer abstains instead of guessing.
+The weights were tuned on the dev split of tests/eval/deal.jsonl. The best sentence's score is the evidence:
+below the calibrated threshold (retrieval.min_score), when no sentence has the shape of the answer asked for, or
+when the question names something no article mentions, the composer abstains instead of guessing.
 """
 
 from __future__ import annotations
@@ -16,95 +20,132 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .retrieve import CorpusStats
-from .text import OTHER, has_answer_shape, named_entities, question_type, terms
+from .text import Expectation, expectation, named_entities, question_terms, stem, terms, words
 from .types import Answer, Citation, Hit, Sentence
 
-WEIGHTS = {"dense": 0.15, "sentence": 0.35, "lexical": 0.25, "shape": 0.15, "novelty": 0.10}
+WEIGHTS = {"dense": 0.0, "sentence": 0.25, "lexical": 0.3, "phrase": 0.1, "shape": 0.2, "lead": 0.05, "previous": 0.1}
 MAX_SENTENCES = 3
 MAX_CHARS = 600
 # Further sentences join the best one only when they score nearly as well and add something it lacks.
-FOLLOW_RATIO = 0.9
+FOLLOW_RATIO = 0.85
+_OPENS_QUOTE = ("“", '"')
 
 
 @dataclass(frozen=True)
 class Candidate:
     hit: Hit
     text: str
-    start: int  # offset in the article, identifies the sentence across overlapping passages
+    start: int  # offsets in the article; `start` identifies the sentence across overlapping passages
+    end: int
     terms: frozenset[str]
     signals: dict[str, float]
+    lexical_all: float  # the lexical share counting every question term, known to the corpus or not
 
     @property
     def score(self) -> float:
         return sum(WEIGHTS[k] * v for k, v in self.signals.items())
 
+    @property
+    def evidence(self) -> float:
+        return self.score - WEIGHTS["lexical"] * (self.signals["lexical"] - self.lexical_all)
+
 
 def compose(question: str, hits: list[Hit], stats: CorpusStats, min_score: float) -> Answer:
     """An Answer of 1-3 cited sentences from `hits`, or an abstention when the evidence is weak."""
-    q_terms = _question_terms(question)
     missing = [n for n in named_entities(question) if n.lower() not in stats.vocabulary]
     if missing:
         return Answer(question, False, hits=tuple(hits), reason=f"no article mentions {', '.join(missing)}")
-    kind = question_type(question)
-    candidates = _candidates(hits, q_terms, kind, stats)
+    expects = expectation(question)
+    candidates = rank(question, hits, expects, stats)
     if not candidates:
         return Answer(question, False, hits=tuple(hits), reason="nothing retrieved")
     best = candidates[0]
-    if best.score < min_score:
-        return Answer(question, False, hits=tuple(hits), evidence=best.score, reason="evidence below threshold")
-    if kind != OTHER and not best.signals["shape"]:
-        return Answer(question, False, hits=tuple(hits), evidence=best.score, reason=f"no sentence gives a {kind}")
-    chosen = _choose(candidates, q_terms)
-    return _cite(question, chosen, hits, best.score)
+    if best.evidence < min_score:
+        return Answer(question, False, hits=tuple(hits), evidence=best.evidence, reason="evidence below threshold")
+    if not best.signals["shape"]:
+        return Answer(question, False, hits=tuple(hits), evidence=best.evidence, reason=f"no sentence gives a {expects.kind}")
+    chosen = _choose(candidates, expects.question_terms)
+    return _cite(question, chosen, hits, best.evidence)
 
 
-def _question_terms(question: str) -> dict[str, int]:
-    return {t: 1 for t in terms(question)}
-
-
-def _candidates(hits: list[Hit], q_terms: dict[str, int], kind: str, stats: CorpusStats) -> list[Candidate]:
-    weight = {t: stats.idf(t) for t in q_terms}
+def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStats) -> list[Candidate]:
+    """Every sentence of `hits` once, best first."""
+    # Terms no article contains cannot tell sentences apart, so they are left out of the lexical share that ranks
+    # sentences; but they do count against the evidence: a question mostly about unknown things is not answered.
+    q_terms = question_terms(question)
+    weight = {t: stats.idf(t) for t in q_terms if t in stats.df}
     total = sum(weight.values()) or 1.0
+    known_share = total / (sum(stats.idf(t) for t in q_terms) or 1.0) if weight else 0.0
+    q_pairs = _pairs(question)
     seen: dict[tuple[str, int], Candidate] = {}
     for hit in hits:
+        previous = 0.0
         for (s, e), sentence_score in zip(hit.sentences, hit.sentence_scores):
-            key = (hit.doc_id, hit.start + s)
-            if key in seen and seen[key].hit.score >= hit.score:
-                continue
             text = hit.text[s:e]
             sentence_terms = frozenset(terms(text))
-            new_terms = len(sentence_terms - q_terms.keys())
-            signals = {
-                "dense": max(0.0, hit.score),
-                "sentence": max(0.0, sentence_score),
-                "lexical": sum(w for t, w in weight.items() if t in sentence_terms) / total,
-                "shape": 1.0 if has_answer_shape(kind, text) else 0.0,
-                "novelty": min(1.0, new_terms / 4),
-            }
-            seen[key] = Candidate(hit, text, hit.start + s, sentence_terms, signals)
+            lexical = sum(w for t, w in weight.items() if t in sentence_terms) / total
+            key = (hit.doc_id, hit.start + s)
+            if key not in seen or seen[key].hit.score < hit.score:
+                lead = hit.start + s == 0
+                signals = {
+                    "dense": max(0.0, hit.score),
+                    "sentence": max(0.0, sentence_score),
+                    "lexical": lexical,
+                    "phrase": len(q_pairs & _pairs(text)) / len(q_pairs) if q_pairs else 0.0,
+                    "shape": 1.0 if expects.met_by(text, sentence_terms, lead) else 0.0,
+                    "lead": 1.0 if lead else 0.0,
+                    "previous": previous,
+                }
+                seen[key] = Candidate(
+                    hit, text, hit.start + s, hit.start + e, sentence_terms, signals, lexical * known_share
+                )
+            previous = lexical
     return sorted(seen.values(), key=lambda c: c.score, reverse=True)
 
 
-def _choose(candidates: list[Candidate], q_terms: dict[str, int]) -> list[Candidate]:
+def _pairs(text: str) -> set[tuple[str, str]]:
+    """Adjacent word pairs (stemmed), skipping pairs of two stop words."""
+    from .text import STOPWORDS
+
+    ws = [w.lower() for w in words(text)]
+    return {
+        (stem(a), stem(b)) for a, b in zip(ws, ws[1:]) if not (a in STOPWORDS and b in STOPWORDS)
+    }
+
+
+def _choose(candidates: list[Candidate], q_terms: frozenset[str]) -> list[Candidate]:
+    """The best sentence, and up to two more that score nearly as well and either cover question terms the
+    chosen ones miss or continue one of them (a quotation after its attribution)."""
     best = candidates[0]
     chosen = [best]
-    covered = set(best.terms & q_terms.keys())
+    covered = set(best.terms & q_terms)
     length = len(best.text)
     texts = {" ".join(best.text.split()).lower()}
     for c in candidates[1:]:
         if len(chosen) >= MAX_SENTENCES or c.score < FOLLOW_RATIO * best.score:
             break
         normalized = " ".join(c.text.split()).lower()
-        adds = (c.terms & q_terms.keys()) - covered
-        if normalized in texts or not adds or length + len(c.text) > MAX_CHARS:
+        adds = (c.terms & q_terms) - covered
+        continues = any(_follows(c, o) for o in chosen)
+        if normalized in texts or not (adds or continues) or length + len(c.text) > MAX_CHARS:
             continue
         chosen.append(c)
         covered |= adds
         texts.add(normalized)
         length += len(c.text)
+    # What a chosen sentence announces ("the spokesperson said in a statement ...") is often the quotation after it.
+    for o in list(chosen):
+        quote = next((c for c in candidates if _follows(c, o) and c.text.startswith(_OPENS_QUOTE)), None)
+        if quote and quote not in chosen and len(chosen) < MAX_SENTENCES and length + len(quote.text) <= MAX_CHARS:
+            chosen.append(quote)
+            length += len(quote.text)
     # Read in article order within each article, best article first.
     order = {c.hit.doc_id: i for i, c in reversed(list(enumerate(chosen)))}
     return sorted(chosen, key=lambda c: (order[c.hit.doc_id], c.start))
+
+
+def _follows(c: Candidate, other: Candidate) -> bool:
+    return c.hit.doc_id == other.hit.doc_id and 0 <= c.start - other.end <= 3
 
 
 def _cite(question: str, chosen: list[Candidate], hits: list[Hit], evidence: float) -> Answer:

@@ -28,9 +28,10 @@ class Pipeline:
     def ask(self, question: str, min_score: float | None = None) -> Answer:
         threshold = self.settings.retrieval.min_score if min_score is None else min_score
         t0 = time.perf_counter()
-        hits = self.retriever.retrieve(question)
+        asked = self.retriever.stats.correct_spelling(question)
+        hits = self.retriever.retrieve(asked)
         t1 = time.perf_counter()
-        answer = compose(question, hits, self.retriever.stats, threshold)
+        answer = dataclasses.replace(compose(asked, hits, self.retriever.stats, threshold), question=question)
         t2 = time.perf_counter()
         timings = {
             "retrieve": round((t1 - t0) * 1000, 2),

@@ -3,38 +3,68 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from ingest.embed import Embedder
 from ingest.index import Index, Row
 
-from .text import terms, words
+from .text import stem, terms, words
 from .types import Hit
 
 
 @dataclass(frozen=True)
 class CorpusStats:
-    """Document frequencies over all stored passages: how rare (informative) each term is, and which words exist."""
+    """Sentence frequencies over the whole index: how rare (informative) each term is, and which words exist.
 
-    passages: int
+    Counted per sentence rather than per passage, so that rarity means something even in a corpus of one article.
+    """
+
+    sentences: int
     df: dict[str, int]
     vocabulary: frozenset[str]
 
     @classmethod
-    def from_texts(cls, texts: list[str]) -> "CorpusStats":
+    def from_rows(cls, rows: list[Row]) -> "CorpusStats":
         df: Counter[str] = Counter()
         vocabulary: set[str] = set()
-        for text in texts:
-            df.update(set(terms(text)))
-            vocabulary.update(w.lower() for w in words(text))
-        return cls(len(texts), dict(df), frozenset(vocabulary))
+        seen: set[tuple[str, int]] = set()
+        for row in rows:
+            for s, e in row.sentences:
+                key = (row.meta["doc_key"], row.meta["start"] + s)
+                if key in seen:  # passages overlap: count each sentence once
+                    continue
+                seen.add(key)
+                text = row.text[s:e]
+                df.update(set(terms(text)))
+                vocabulary.update(w.lower() for w in words(text))
+        return cls(len(seen), dict(df), frozenset(vocabulary))
+
+    def correct_spelling(self, question: str) -> str:
+        """The question with words no article contains replaced by a close match that one does ("comerce")."""
+        from rapidfuzz import fuzz, process
+
+        def fix(m: re.Match) -> str:
+            word = m[0]
+            if len(word) < 5 or word.lower() in self.vocabulary or stem(word) in self.df:
+                return word
+            match = process.extractOne(word.lower(), self._spellable, scorer=fuzz.ratio, score_cutoff=85)
+            if not match:
+                return word
+            return match[0].capitalize() if word[0].isupper() else match[0]
+
+        return re.sub(r"[A-Za-z]+", fix, question)
+
+    @cached_property
+    def _spellable(self) -> list[str]:
+        return sorted(w for w in self.vocabulary if len(w) >= 4 and w.isalpha())
 
     def idf(self, term: str) -> float:
-        n = self.passages
-        return math.log(1 + (n + 1) / (self.df.get(term, 0) + 0.5))
+        return math.log(1 + (self.sentences + 1) / (self.df.get(term, 0) + 0.5))
 
 
 def hit_from_row(row: Row, query_vector: np.ndarray) -> Hit:
@@ -62,7 +92,7 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.k = k
-        self.stats = CorpusStats.from_texts([row.text for row in index.rows()])
+        self.stats = CorpusStats.from_rows(index.rows())
 
     def retrieve(self, question: str) -> list[Hit]:
         vector = self.embedder.encode_query(question)
