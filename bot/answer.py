@@ -18,9 +18,10 @@ when the question names something no article mentions, the composer abstains ins
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .retrieve import CorpusStats
-from .text import Expectation, expectation, named_entities, question_terms, stem, terms, words
+from .text import STOPWORDS, Expectation, expectation, named_entities, question_terms, stem, terms, words
 from .types import Answer, Citation, Hit, Sentence
 
 WEIGHTS = {"dense": 0.0, "sentence": 0.25, "lexical": 0.3, "phrase": 0.1, "shape": 0.2, "lead": 0.05, "previous": 0.1}
@@ -82,7 +83,7 @@ def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStat
         previous = 0.0
         for (s, e), sentence_score in zip(hit.sentences, hit.sentence_scores):
             text = hit.text[s:e]
-            sentence_terms = frozenset(terms(text))
+            sentence_terms, sentence_pairs = _analyse(text)
             lexical = sum(w for t, w in weight.items() if t in sentence_terms) / total
             key = (hit.doc_id, hit.start + s)
             if key not in seen or seen[key].hit.score < hit.score:
@@ -91,7 +92,7 @@ def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStat
                     "dense": max(0.0, hit.score),
                     "sentence": max(0.0, sentence_score),
                     "lexical": lexical,
-                    "phrase": len(q_pairs & _pairs(text)) / len(q_pairs) if q_pairs else 0.0,
+                    "phrase": len(q_pairs & sentence_pairs) / len(q_pairs) if q_pairs else 0.0,
                     "shape": 1.0 if expects.met_by(text, sentence_terms, lead) else 0.0,
                     "lead": 1.0 if lead else 0.0,
                     "previous": previous,
@@ -103,14 +104,16 @@ def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStat
     return sorted(seen.values(), key=lambda c: c.score, reverse=True)
 
 
-def _pairs(text: str) -> set[tuple[str, str]]:
+def _pairs(text: str) -> frozenset[tuple[str, str]]:
     """Adjacent word pairs (stemmed), skipping pairs of two stop words."""
-    from .text import STOPWORDS
-
     ws = [w.lower() for w in words(text)]
-    return {
-        (stem(a), stem(b)) for a, b in zip(ws, ws[1:]) if not (a in STOPWORDS and b in STOPWORDS)
-    }
+    return frozenset((stem(a), stem(b)) for a, b in zip(ws, ws[1:]) if not (a in STOPWORDS and b in STOPWORDS))
+
+
+@lru_cache(maxsize=100_000)
+def _analyse(sentence: str) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
+    """A sentence's terms and word pairs; sentences recur across questions, so this is computed once each."""
+    return frozenset(terms(sentence)), _pairs(sentence)
 
 
 def _choose(candidates: list[Candidate], q_terms: frozenset[str]) -> list[Candidate]:

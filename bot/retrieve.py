@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections import Counter
@@ -67,9 +68,17 @@ class CorpusStats:
         return math.log(1 + (self.sentences + 1) / (self.df.get(term, 0) + 0.5))
 
 
-def hit_from_row(row: Row, query_vector: np.ndarray) -> Hit:
+@dataclass(frozen=True)
+class _Stored:
+    """A passage as held in memory: what a Hit needs, with its sentence vectors ready for scoring."""
+
+    hit: Hit
+    sentence_vectors: np.ndarray
+
+
+def _stored(row: Row) -> _Stored:
     m = row.meta
-    return Hit(
+    hit = Hit(
         id=row.id,
         doc_id=m["doc_id"],
         title=m["title"],
@@ -77,23 +86,42 @@ def hit_from_row(row: Row, query_vector: np.ndarray) -> Hit:
         text=row.text,
         start=m["start"],
         sentences=tuple(row.sentences),
-        score=row.score,
-        sentence_scores=tuple(float(x) for x in row.sentence_vectors @ query_vector),
+        score=0.0,
+        sentence_scores=(),
         url=m["url"] or None,
         outlet=m["outlet"] or None,
         published=m["published"] or None,
     )
+    return _Stored(hit, row.sentence_vectors)
 
 
 class Retriever:
-    """Dense retrieval over the index, with corpus statistics for the answer composer."""
+    """Dense retrieval over the index, with corpus statistics for the answer composer.
+
+    The passages' texts, metadata and sentence vectors are held in memory (they are needed for the corpus
+    statistics anyway), so a query asks Chroma only for ids and distances. When Chroma returns an id the
+    snapshot does not know, the index changed underneath (another writer): the snapshot is reloaded.
+    """
 
     def __init__(self, index: Index, embedder: Embedder, k: int):
         self.index = index
         self.embedder = embedder
         self.k = k
-        self.stats = CorpusStats.from_rows(index.rows())
+        self.reload()
+
+    def reload(self) -> None:
+        rows = self.index.rows()
+        self.passages = {row.id: _stored(row) for row in rows}
+        self.stats = CorpusStats.from_rows(rows)
 
     def retrieve(self, question: str) -> list[Hit]:
         vector = self.embedder.encode_query(question)
-        return [hit_from_row(row, vector) for row in self.index.query(vector, self.k)]
+        found = self.index.nearest(vector, self.k)
+        if any(pid not in self.passages for pid, _ in found):
+            self.reload()
+        return [self._hit(pid, score, vector) for pid, score in found if pid in self.passages]
+
+    def _hit(self, pid: str, score: float, vector: np.ndarray) -> Hit:
+        stored = self.passages[pid]
+        scores = tuple((stored.sentence_vectors @ vector).tolist())
+        return dataclasses.replace(stored.hit, score=score, sentence_scores=scores)

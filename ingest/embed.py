@@ -102,32 +102,36 @@ class Embedder:
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
         pooled_np = _normalize(pooled.numpy())
         hidden_np = hidden.numpy()
-        per_text = []
-        for b, text_spans in enumerate(spans):
-            starts, ends = offsets[b, :, 0], offsets[b, :, 1]
-            real = ends > starts  # special and padding tokens have empty offsets
-            vectors = np.empty((len(text_spans), self.dimensions), dtype=np.float32)
-            for j, (s, e) in enumerate(text_spans):
-                sel = real & (starts >= s) & (starts < e)
-                # A sentence cut off by the model's token limit has no tokens: it inherits the passage's vector.
-                vectors[j] = hidden_np[b, sel].mean(0) if sel.any() else pooled_np[b]
-            per_text.append(_normalize(vectors))
-        return pooled_np, per_text
+        return pooled_np, [
+            _sentence_means(hidden_np[b], offsets[b], text_spans, pooled_np[b]) for b, text_spans in enumerate(spans)
+        ]
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self._encode([text])[0]
+        """The question's vector: the same computation as sentence-transformers' encode, minus its overhead."""
+        import torch
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        # One model, shared by the threads of a server: torch modules are not re-entrant.
-        with self._lock:
-            return self.model.encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            ).astype(np.float32, copy=False)
+        transformer = self.model[0]
+        with self._lock, torch.inference_mode():
+            enc = transformer.tokenizer(
+                [text], truncation=True, max_length=self.model.max_seq_length, return_tensors="pt"
+            )
+            hidden = transformer.auto_model(**enc).last_hidden_state[0]
+        return _normalize(hidden.mean(0).numpy())
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=-1, keepdims=True).clip(min=1e-12)).astype(np.float32)
+
+
+def _sentence_means(hidden: np.ndarray, offsets: np.ndarray, spans, fallback: np.ndarray) -> np.ndarray:
+    """Mean of the token vectors of each character span (tokens are contiguous, so via a cumulative sum)."""
+    real = np.flatnonzero(offsets[:, 1] > offsets[:, 0])  # special and padding tokens have empty offsets
+    token_starts = offsets[real, 0]
+    bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    lo = np.searchsorted(token_starts, bounds[:, 0], side="left")
+    hi = np.searchsorted(token_starts, bounds[:, 1], side="left")
+    sums = np.vstack([np.zeros((1, hidden.shape[1]), hidden.dtype), np.cumsum(hidden[real], axis=0)])
+    counts = (hi - lo)[:, None]
+    means = (sums[hi] - sums[lo]) / np.maximum(counts, 1)
+    # A sentence cut off by the model's token limit has no tokens: it inherits the passage's vector.
+    return _normalize(np.where(counts > 0, means, fallback))

@@ -49,12 +49,11 @@ class DocState:
 
 @dataclass(frozen=True)
 class Row:
-    """A passage as stored: its text and metadata, and the query's cosine similarity when it came from a query."""
+    """A passage as stored: its text and metadata."""
 
     id: str
     text: str
     meta: dict
-    score: float = 0.0
 
     @property
     def sentences(self) -> list[tuple[int, int]]:
@@ -155,17 +154,11 @@ class Index:
     def count(self) -> int:
         return self.collection.count() if self.collection is not None else 0
 
-    def query(self, vector: np.ndarray, k: int) -> list[Row]:
+    def nearest(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """Ids and cosine similarities of the `k` passages nearest to `vector`, nearest first."""
         collection = self.require()
-        res = collection.query(
-            query_embeddings=[vector.tolist()],
-            n_results=k,
-            include=["documents", "metadatas", "distances"],
-        )
-        return [
-            Row(id=i, text=t, meta=m, score=1.0 - d)
-            for i, t, m, d in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])
-        ]
+        res = collection.query(query_embeddings=[vector.tolist()], n_results=k, include=["distances"])
+        return [(i, 1.0 - d) for i, d in zip(res["ids"][0], res["distances"][0])]
 
     def rows(self, where: dict | None = None, with_text: bool = True) -> list[Row]:
         """Every stored passage (matching `where`), fetched in pages."""

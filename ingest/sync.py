@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -138,29 +139,58 @@ def _changed_articles(index: Index, listed: dict, stored: dict, report: RunRepor
     return changes
 
 
+# Documents are embedded in groups of about this many passages; while one group is written to Chroma (one call, in
+# a writer thread), the next is embedded, so writing costs almost no wall time.
+GROUP_PASSAGES = 512
+
+
 def _write(index, changes: list[_Change], embedder: Embedder, settings: Settings, report: RunReport, progress: bool):
     if not changes:
         return
-    per_doc: list[list[Passage]] = [
-        chunk(c.article, embedder.count_tokens, settings.chunking.max_tokens, settings.chunking.overlap_sentences)
+    chunked = [
+        (c, chunk(c.article, embedder.count_tokens, settings.chunking.max_tokens, settings.chunking.overlap_sentences))
         for c in changes
     ]
-    flat = [p for passages in per_doc for p in passages]
-    with tqdm(total=len(flat), desc="embedding", unit="passage", disable=not progress, leave=False) as bar:
-        vectors, sentence_vectors = embedder.encode_passages(
-            [p.embed_text for p in flat], [p.embed_spans for p in flat], on_batch=bar.update
-        )
-    offset = 0
-    for change, passages in zip(changes, per_doc):
-        end = offset + len(passages)
-        index.write(passages, vectors[offset:end], sentence_vectors[offset:end])
-        offset = end
+    total = sum(len(passages) for _, passages in chunked)
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="chroma-writer") as writer,
+        tqdm(total=total, desc="embedding", unit="passage", disable=not progress, leave=False) as bar,
+    ):
+        pending = None
+        for group in _groups(chunked, GROUP_PASSAGES):
+            flat = [p for _, passages in group for p in passages]
+            vectors, sentence_vectors = embedder.encode_passages(
+                [p.embed_text for p in flat], [p.embed_spans for p in flat], on_batch=bar.update
+            )
+            if pending is not None:
+                pending.result()  # at most one write in flight; its errors surface here
+            pending = writer.submit(_store, index, group, flat, vectors, sentence_vectors, report)
+        if pending is not None:
+            pending.result()
+    report.passages_embedded = total
+
+
+def _groups(chunked: list, size: int):
+    group, count = [], 0
+    for item in chunked:
+        group.append(item)
+        count += len(item[1])
+        if count >= size:
+            yield group
+            group, count = [], 0
+    if group:
+        yield group
+
+
+def _store(index: Index, group: list, flat: list[Passage], vectors, sentence_vectors, report: RunReport) -> None:
+    """Write a group's new versions whole, then delete the versions they replace."""
+    index.write(flat, vectors, sentence_vectors)
+    for change, passages in group:
         new_version = version_of(passages[0])
-        for state in change.old:  # only now that the new version is whole
+        for state in change.old:
             if state.version != new_version:
                 index.delete_version(state)
         if change.old:
             report.updated += 1
         else:
             report.added += 1
-    report.passages_embedded = len(flat)

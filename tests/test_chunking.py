@@ -38,3 +38,19 @@ def test_passages_fit_the_model_and_overlap_by_one_sentence(embedder):
 def test_smaller_budget_means_more_passages(embedder):
     a = article()
     assert len(chunk(a, embedder.count_tokens, 80)) > len(chunk(a, embedder.count_tokens, 250))
+
+
+def test_fast_paths_compute_what_sentence_transformers_computes(embedder):
+    """encode_query and encode_passages skip sentence-transformers' wrapper; their vectors must not change."""
+    import numpy as np
+
+    texts = ["When was the deal signed?", "Rare earth magnets are flowing again. Officials said so on Friday."]
+    reference = embedder.model.encode(texts, normalize_embeddings=True)
+    assert np.allclose(embedder.encode_query(texts[0]), reference[0], atol=1e-5)
+    passages, sentences = embedder.encode_passages(texts, [[(0, 25)], [(0, 37), (38, 66)]])
+    assert np.allclose(passages, reference, atol=1e-5)
+    assert [s.shape for s in sentences] == [(1, 384), (2, 384)]
+    assert np.allclose(np.linalg.norm(sentences[1], axis=1), 1.0, atol=1e-5)
+    # In-context sentence vectors differ from each other and lean towards their own words.
+    own = embedder.model.encode(["Rare earth magnets are flowing again."], normalize_embeddings=True)[0]
+    assert sentences[1][0] @ own > sentences[1][1] @ own

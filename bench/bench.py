@@ -1,0 +1,143 @@
+"""Benchmark: ingest throughput against the model's raw encode speed, re-ingest speed-up, and warm ask latency.
+
+Everything is measured in one run on one machine, side by side, so the ratios hold even when the machine is noisy:
+
+- raw encode: the model alone encoding the corpus's passages (passages/s), before and after the ingest;
+- ingest: the same corpus through `run_ingest`, the function `dealbot ingest` calls, model already loaded
+  (passages/s); R = ingest / raw encode;
+- `dealbot ingest` as a whole process on a fresh index, then again with nothing changed; S = first / second;
+- warm `ask` latency over 200 distinct questions in one process (p50, p95).
+
+The last line is machine-readable: ingest_vs_encode=R reingest_speedup=S ask_p50_ms=X ask_p95_ms=Y
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.pipeline import Pipeline  # noqa: E402
+from ingest.chunking import chunk  # noqa: E402
+from ingest.embed import Embedder  # noqa: E402
+from ingest.settings import load_settings  # noqa: E402
+from ingest.sources import list_files, parse, read_raw  # noqa: E402
+from ingest.sync import run_ingest  # noqa: E402
+
+SUBJECTS = "exporters regulators officials buyers smelters analysts negotiators shippers ministries refiners".split()
+VERBS = "approved delayed reviewed expanded restricted licensed shipped audited priced rerouted".split()
+OBJECTS = (
+    "magnet cargoes|gallium permits|germanium licences|refinery output|tariff schedules|port inspections|"
+    "battery contracts|mining quotas|customs filings|export applications"
+).split("|")
+PLACES = "Shanghai Rotterdam Baotou Houston Geneva London Busan Antwerp Ganzhou Oakland".split()
+MONTHS = "January February March April May June July August September October November December".split()
+
+
+def synthetic_corpus(folder: Path, documents: int, seed: int = 7) -> None:
+    """Plain-text fixture articles of invented trade news, each with a front-matter header."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for d in range(documents):
+        sentences = []
+        for s in range(48):
+            sentences.append(
+                f"In {rng.choice(MONTHS)} {rng.randint(2019, 2026)}, {rng.choice(SUBJECTS)} in {rng.choice(PLACES)} "
+                f"{rng.choice(VERBS)} {rng.randint(2, 990)} {rng.choice(OBJECTS)} after {rng.choice(SUBJECTS)} "
+                f"{rng.choice(VERBS)} {rng.choice(OBJECTS)} (benchmark fixture {d}.{s})."
+            )
+        body = " ".join(sentences)
+        (folder / f"fixture-{d:04d}.md").write_text(
+            f"---\ntitle: Benchmark fixture {d}\noutlet: Fixture Wire\npublished: 2025-07-{1 + d % 28:02d}\n---\n{body}\n",
+            encoding="utf-8",
+        )
+
+
+def questions(n: int, seed: int = 11) -> list[str]:
+    rng = random.Random(seed)
+    out: set[str] = set()
+    while len(out) < n:
+        out.add(
+            f"How many {rng.choice(OBJECTS)} did {rng.choice(SUBJECTS)} in {rng.choice(PLACES)} "
+            f"{rng.choice(VERBS)} in {rng.choice(MONTHS)}?"
+        )
+    return sorted(out)
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--documents", type=int, default=240, help="synthetic articles to generate (default 240)")
+    parser.add_argument("--questions", type=int, default=200)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="dealbot-bench-") as tmp:
+        tmp = Path(tmp)
+        corpus = tmp / "corpus"
+        synthetic_corpus(corpus, args.documents)
+        settings = load_settings(env={"DEALBOT_DATA_DIR": str(tmp / "in-process")})
+
+        embedder = Embedder(batch_size=settings.embedding.batch_size)
+        _, load_s = timed(lambda: embedder.encode_query("warm up"))
+        articles = [parse(read_raw(str(corpus), p, rel)) for p, rel in list_files(str(corpus))]
+        passages = [
+            p
+            for a in articles
+            for p in chunk(a, embedder.count_tokens, settings.chunking.max_tokens, settings.chunking.overlap_sentences)
+        ]
+        texts = [p.embed_text for p in passages]
+        print(f"corpus: {len(articles)} articles, {len(passages)} passages; model loaded in {load_s:.1f}s")
+        embedder.model.encode(texts[:128], batch_size=settings.embedding.batch_size)  # warm both paths alike
+
+        def raw_encode() -> float:
+            _, seconds = timed(
+                lambda: embedder.model.encode(texts, batch_size=settings.embedding.batch_size, normalize_embeddings=True)
+            )
+            return len(texts) / seconds
+
+        # This machine's speed drifts by several percent from minute to minute: the raw encode runs before and
+        # after the ingest, and the ingest is compared with their mean.
+        raw_before = raw_encode()
+        report, ingest_s = timed(lambda: run_ingest(settings, [str(corpus)], embedder=embedder))
+        raw_after = raw_encode()
+        raw_pps = (raw_before + raw_after) / 2
+        ingest_pps = report.passages_embedded / ingest_s
+        print(f"raw encode:        {raw_pps:7.1f} passages/s (before {raw_before:.1f}, after {raw_after:.1f})")
+        print(f"ingest (in-proc):  {ingest_pps:7.1f} passages/s ({ingest_s:.1f}s, {report.passages_embedded} passages)")
+        r = ingest_pps / raw_pps
+
+        env = {**os.environ, "DEALBOT_DATA_DIR": str(tmp / "cli")}
+        cli = [str(Path(sys.executable).parent / "dealbot"), "ingest", "--json", "--source", str(corpus)]
+        _, first_s = timed(lambda: subprocess.run(cli, env=env, check=True, capture_output=True))
+        _, second_s = timed(lambda: subprocess.run(cli, env=env, check=True, capture_output=True))
+        s = first_s / second_s
+        print(f"dealbot ingest:    first {first_s:.1f}s, unchanged re-run {second_s:.2f}s")
+
+        pipeline = Pipeline(settings, embedder=embedder)
+        latencies = []
+        for q in questions(args.questions):
+            _, seconds = timed(lambda: pipeline.ask(q))
+            latencies.append(seconds * 1000)
+        latencies.sort()
+        p50 = statistics.median(latencies)
+        p95 = latencies[int(0.95 * (len(latencies) - 1))]
+        print(f"warm ask:          p50 {p50:.1f} ms, p95 {p95:.1f} ms over {len(latencies)} questions")
+        print(f"ingest_vs_encode={r:.2f} reingest_speedup={s:.1f} ask_p50_ms={p50:.1f} ask_p95_ms={p95:.1f}")
+
+
+if __name__ == "__main__":
+    main()
