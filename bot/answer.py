@@ -30,6 +30,9 @@ MAX_CHARS = 600
 # Further sentences join the best one only when they score nearly as well and add something it lacks.
 FOLLOW_RATIO = 0.85
 _OPENS_QUOTE = ("“", '"')
+# Below this share of the question's (rarity-weighted) terms known to the corpus, the question is about something
+# the articles do not cover ("how did the stock market react?"), whatever sentence happens to score well.
+MIN_KNOWN_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ def compose(question: str, hits: list[Hit], stats: CorpusStats, min_score: float
     if missing:
         return Answer(question, False, hits=tuple(hits), reason=f"no article mentions {', '.join(missing)}")
     expects = expectation(question)
+    if stats.known_share(expects.question_terms) < MIN_KNOWN_SHARE:
+        return Answer(question, False, hits=tuple(hits), reason="most of what the question asks about is in no article")
     candidates = rank(question, hits, expects, stats)
     if not candidates:
         return Answer(question, False, hits=tuple(hits), reason="nothing retrieved")
@@ -76,7 +81,7 @@ def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStat
     q_terms = question_terms(question)
     weight = {t: stats.idf(t) for t in q_terms if t in stats.df}
     total = sum(weight.values()) or 1.0
-    known_share = total / (sum(stats.idf(t) for t in q_terms) or 1.0) if weight else 0.0
+    known_share = stats.known_share(q_terms)
     q_pairs = _pairs(question)
     seen: dict[tuple[str, int], Candidate] = {}
     for hit in hits:

@@ -64,6 +64,11 @@ class CorpusStats:
     def _spellable(self) -> list[str]:
         return sorted(w for w in self.vocabulary if len(w) >= 4 and w.isalpha())
 
+    def known_share(self, terms: frozenset[str]) -> float:
+        """The rarity-weighted share of `terms` that occur in the corpus at all (1.0 for no terms)."""
+        total = sum(self.idf(t) for t in terms)
+        return sum(self.idf(t) for t in terms if t in self.df) / total if total else 1.0
+
     def idf(self, term: str) -> float:
         return math.log(1 + (self.sentences + 1) / (self.df.get(term, 0) + 0.5))
 

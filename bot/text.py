@@ -77,9 +77,10 @@ _ANSWER_SHAPES = {
         r"this (week|month|year)|next (week|month|year))\b",
         re.I,
     ),
+    # Small number words ("the two nations") are too common to count as a figure; digits and larger ones do.
     NUMBER: re.compile(
-        r"\d|\b(percent|per cent|half|dozen|hundred|thousand|million|billion|trillion|one|two|three|four|five|six|"
-        r"seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)\b",
+        r"\d|\b(percent|per cent|half|dozen|hundreds?|thousands?|millions?|billions?|trillions?|twenty|thirty|forty|"
+        r"fifty|sixty|seventy|eighty|ninety)\b",
         re.I,
     ),
     PLACE: re.compile(r"\b(in|at|from|to|near|on) (?:the )?[A-Z][a-z]+"),
@@ -88,6 +89,8 @@ _ANSWER_SHAPES = {
 _PERSON_NAME = re.compile(r"(?<![.!?“\"] )(?<!^)\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+\b")
 _UNIT = re.compile(r"\bhow (?:many|much) ([a-z]+)", re.I)
 _NOT_UNITS = {"of", "is", "are", "was", "were", "did", "does", "do", "has", "have", "will", "would", "can", "the", "a", "more"}
+_PRESENT = re.compile(r"\b(now|currently|current|today|at present|these days|still)\b", re.I)
+_PAST_ANCHOR = re.compile(rf"\b(in|since|during|last|until) ({_MONTHS}|\d{{4}}|(last )?(week|month|year))\b")
 _MONEY = re.compile(r"[$€£¥]|\b(dollars?|euros?|yuan|pounds?|billion|million|trillion)\b", re.I)
 
 
@@ -98,9 +101,12 @@ class Expectation:
     kind: str
     unit: str | None = None
     money: bool = False
+    present: bool = False  # asks how things stand now
     question_terms: frozenset[str] = frozenset()
 
     def met_by(self, sentence: str, sentence_terms: frozenset[str], lead: bool = False) -> bool:
+        if self.present and _PAST_ANCHOR.search(sentence):
+            return False  # "what is the rate now?" is not answered by what the rate was in April
         if self.kind == SUMMARY:  # a news report says what it is about in its first sentence
             return lead
         if self.kind == PERSON:
@@ -127,7 +133,8 @@ def expectation(question: str) -> Expectation:
     if m := _UNIT.search(question):
         unit = None if m[1].lower() in _NOT_UNITS else stem(m[1])
     money = bool(re.search(r"\b(worth|cost|costs|price|in dollars)\b", question, re.I))
-    return Expectation(kind, unit, money, question_terms(question))
+    present = bool(_PRESENT.search(question))
+    return Expectation(kind, unit, money, present, question_terms(question))
 
 
 _NAME = re.compile(r"\b(?:[A-Z]{2,}|[A-Z][a-z]+(?:[A-Z][a-z]+)*)\b")

@@ -35,7 +35,7 @@ class EmbeddingSettings:
 @dataclass(frozen=True)
 class RetrievalSettings:
     k: int = 8
-    min_score: float = 0.45
+    min_score: float = 0.19
 
 
 @dataclass(frozen=True)
