@@ -175,5 +175,60 @@ def status(settings: Settings, as_json: bool):
         click.echo("last run:  never")
 
 
+@cli.command()
+@click.option("--http", "http_mode", is_flag=True, help="Serve the Events API over HTTP instead of Socket Mode.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind in HTTP mode.")
+@click.option("--port", default=3000, show_default=True, help="Port in HTTP mode.")
+@click.pass_obj
+@_errors_as_cli_errors
+def serve(settings: Settings, http_mode: bool, host: str, port: int):
+    """Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else (or with --http) HTTP mode.
+
+    HTTP mode serves Slack's events, slash commands and interactivity at /slack/events and a health check at
+    /healthz. Tokens come from the environment only: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET (HTTP mode),
+    SLACK_APP_TOKEN (Socket Mode). The model and the index are loaded before the first request is accepted.
+    """
+    import logging
+    import os
+
+    from .pipeline import Pipeline
+    from .slack.app import SlackConfigError, create_app, secrets_from_env
+    from .slack.server import make_http_server, serve_socket_mode
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    http_mode = http_mode or not os.environ.get("SLACK_APP_TOKEN")
+    try:
+        secrets = secrets_from_env(http=http_mode)
+    except SlackConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    app = create_app(settings, Pipeline(settings), secrets)
+    if http_mode:
+        server = make_http_server(app, host, port)
+        click.echo(f"dealbot: serving Slack at http://{host}:{server.effective_port}/slack/events", err=True)
+        server.run()
+    else:
+        click.echo("dealbot: connecting to Slack in Socket Mode", err=True)
+        serve_socket_mode(app, secrets.app_token)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Export every record as one JSON array.")
+@click.pass_obj
+def feedback(settings: Settings, as_json: bool):
+    """List the 👍/👎 feedback given on the bot's answers in Slack, with the question, answer and citations."""
+    from .slack.store import SlackStore
+
+    records = SlackStore(settings.slack_db).feedback() if settings.slack_db.exists() else []
+    if as_json:
+        click.echo(json.dumps(records, ensure_ascii=False))
+        return
+    if not records:
+        click.echo("no feedback yet")
+    for r in records:
+        sources = ", ".join(c["title"] for c in r["citations"]) or "no sources"
+        click.echo(f"{r['at']}  {'+1' if r['vote'] == 'up' else '-1'}  {r['user']} in {r['channel']}: {r['question']}")
+        click.echo(f"    {r['answer'][:200]}  [{sources}]")
+
+
 def main():
     cli(prog_name="dealbot")

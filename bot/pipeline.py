@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Sequence
 
 from ingest.embed import Embedder
 from ingest.index import Index
 from ingest.settings import Settings
 
 from .answer import compose
+from .followup import contextualize
 from .retrieve import Retriever
 from .types import Answer
 
@@ -25,10 +27,11 @@ class Pipeline:
         self.retriever = Retriever(self.index, self.embedder, settings.retrieval.k)
         self.embedder.encode_query("warm up")  # load the model now, not on the first question
 
-    def ask(self, question: str, min_score: float | None = None) -> Answer:
+    def ask(self, question: str, history: Sequence[str] = (), min_score: float | None = None) -> Answer:
+        """Answer `question`; `history` holds the earlier questions of the conversation, oldest first."""
         threshold = self.settings.retrieval.min_score if min_score is None else min_score
         t0 = time.perf_counter()
-        asked = self.retriever.stats.correct_spelling(question)
+        asked = self.retriever.stats.correct_spelling(contextualize(question, history))
         hits = self.retriever.retrieve(asked)
         t1 = time.perf_counter()
         answer = dataclasses.replace(compose(asked, hits, self.retriever.stats, threshold), question=question)

@@ -120,7 +120,7 @@ class Expectation:
 
 
 def question_type(question: str) -> str:
-    q = question.strip()
+    q = re.sub(r"^(and|so|but|also|then|ok|okay)\b[\s,]*", "", question.strip(), flags=re.I)
     for kind, pattern in _QUESTION_TYPES:
         if pattern.search(q):
             return kind

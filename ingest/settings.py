@@ -39,6 +39,14 @@ class RetrievalSettings:
 
 
 @dataclass(frozen=True)
+class SlackSettings:
+    api_url: str = "https://slack.com/api/"
+    allowed_channels: tuple[str, ...] = ()
+    max_question_chars: int = 1000
+    workers: int = 4
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path(".dealbot")
     chroma_url: str = ""
@@ -47,6 +55,7 @@ class Settings:
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    slack: SlackSettings = field(default_factory=SlackSettings)
 
     @property
     def server_mode(self) -> bool:
@@ -59,6 +68,10 @@ class Settings:
     @property
     def state_db(self) -> Path:
         return self.data_dir / "state.sqlite"
+
+    @property
+    def slack_db(self) -> Path:
+        return self.data_dir / "slack.sqlite"
 
 
 _PATH_KEYS = {"data_dir"}
@@ -109,9 +122,11 @@ def _coerce(key: str, hint, value, where: str, base: Path):
             return _resolve(value, base)
         if hint == tuple[str, ...]:
             if from_env:
-                value = [v for v in value.split(os.pathsep) if v]
+                value = [v.strip() for v in value.split(",") if v.strip()]
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise TypeError("a list of strings")
+            if key != "sources":
+                return tuple(value)
             return tuple(v if "://" in v else str(_resolve(v, base)) for v in value)
         if hint is bool:
             if from_env:

@@ -39,7 +39,7 @@ def embedder() -> Embedder:
 def make_settings(data_dir: Path, sources=(), **env) -> Settings:
     environ = {"DEALBOT_DATA_DIR": str(data_dir), **{f"DEALBOT_{k.upper()}": str(v) for k, v in env.items()}}
     if sources:
-        environ["DEALBOT_SOURCES"] = os.pathsep.join(str(s) for s in sources)
+        environ["DEALBOT_SOURCES"] = ",".join(str(s) for s in sources)
     return load_settings(env=environ)
 
 

@@ -23,7 +23,7 @@ def test_environment_overrides_top_level_and_section_keys(tmp_path):
             "DEALBOT_CHROMA_URL": "http://127.0.0.1:9",
             "DEALBOT_RETRIEVAL_K": "3",
             "DEALBOT_RETRIEVAL_MIN_SCORE": "0.5",
-            "DEALBOT_SOURCES": f"{tmp_path}/a:{tmp_path}/b",
+            "DEALBOT_SOURCES": f"{tmp_path}/a,{tmp_path}/b",
         }
     )
     assert s.data_dir == tmp_path and s.chroma_path == tmp_path / "chroma"

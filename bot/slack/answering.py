@@ -1,0 +1,82 @@
+"""The work behind every Slack surface: clean the question, answer it with the core, post it, never go silent."""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+
+from slack_sdk import WebClient
+
+from ..types import Answer, Citation, Sentence
+from .blocks import WORKING, answer_message, notice
+
+log = logging.getLogger("dealbot.slack")
+
+FAILED = "Sorry, something went wrong while I was answering ({reason}). Please try again in a minute."
+
+_USER_MENTION = re.compile(r"<[@#][A-Z0-9]+(?:\|[^>]*)?>")
+_SPECIAL_MENTION = re.compile(r"<!(?:channel|here|everyone|subteam\^[A-Z0-9]+)[^>]*>")
+_LABELLED_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)\|([^>]+)>")
+_BARE_LINK = re.compile(r"<((?:https?|mailto):[^>]+)>")
+
+
+def clean_question(text: str, limit: int) -> tuple[str, str]:
+    """The question without mentions or Slack markup, cut to `limit` characters; and a note when it was cut."""
+    text = _SPECIAL_MENTION.sub("", _USER_MENTION.sub("", text or ""))
+    text = _BARE_LINK.sub(r"\1", _LABELLED_LINK.sub(r"\2", text))
+    text = " ".join(html.unescape(text).split())
+    if len(text) <= limit:
+        return text, ""
+    return text[:limit].rsplit(" ", 1)[0], f"Your question was longer than {limit} characters; I answered its beginning."
+
+
+def thread_history(client: WebClient, channel: str, thread_ts: str, before_ts: str, limit: int) -> list[str]:
+    """The earlier human questions of a thread, oldest first."""
+    replies = client.conversations_replies(channel=channel, ts=thread_ts, limit=50)
+    questions = []
+    for message in replies.get("messages", []):
+        if message.get("bot_id") or message.get("subtype") or float(message.get("ts", 0)) >= float(before_ts):
+            continue
+        question, _ = clean_question(message.get("text", ""), limit)
+        if question:
+            questions.append(question)
+    return questions
+
+
+def answer_in_thread(ctx, client: WebClient, channel: str, thread_ts: str | None, question: str, user: str, history=(), note=""):
+    """Post a placeholder at once, then replace it with the answer, or with what went wrong."""
+    placeholder = client.chat_postMessage(
+        channel=channel, thread_ts=thread_ts, unfurl_links=False, unfurl_media=False, **notice(WORKING)
+    )
+    try:
+        answer = ctx.pipeline.ask(question, history=history)
+        answer_id = ctx.store.record_answer(answer, channel, user, payload=answer_payload(answer))
+        message = answer_message(answer, answer_id, note)
+    except Exception as exc:  # the user must hear about any failure; the log gets the details
+        log.exception("answering %r failed", question)
+        message = notice(FAILED.format(reason=type(exc).__name__))
+    client.chat_update(channel=channel, ts=placeholder["ts"], **message)
+
+
+def answer_payload(answer: Answer) -> dict:
+    """What is kept of an answer so it can be shown again (the "Share in channel" button)."""
+    return {
+        "question": answer.question,
+        "answered": answer.answered,
+        "sentences": [[s.text, s.n] for s in answer.sentences],
+        "citations": [
+            {"n": c.n, "doc_id": c.doc_id, "title": c.title, "source": c.source, "quotes": list(c.quotes),
+             "url": c.url, "outlet": c.outlet, "published": c.published}
+            for c in answer.citations
+        ],
+    }
+
+
+def answer_from_payload(payload: dict) -> Answer:
+    return Answer(
+        question=payload["question"],
+        answered=payload["answered"],
+        sentences=tuple(Sentence(text, n) for text, n in payload["sentences"]),
+        citations=tuple(Citation(**{**c, "quotes": tuple(c["quotes"])}) for c in payload["citations"]),
+    )
