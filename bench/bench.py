@@ -91,7 +91,7 @@ def main() -> None:
         synthetic_corpus(corpus, args.documents)
         settings = load_settings(env={"DEALBOT_DATA_DIR": str(tmp / "in-process")})
 
-        embedder = Embedder(batch_size=settings.embedding.batch_size)
+        embedder = Embedder(settings.embedding.batch_size, cache_dir=tmp / "models")
         _, load_s = timed(lambda: embedder.encode_query("warm up"))
         articles = [parse(read_raw(str(corpus), p, rel)) for p, rel in list_files(str(corpus))]
         passages = [

@@ -21,7 +21,7 @@ class Pipeline:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings
-        self.embedder = embedder or Embedder(batch_size=settings.embedding.batch_size)
+        self.embedder = embedder or Embedder(settings.embedding.batch_size, cache_dir=settings.data_dir / "models")
         self.index = Index(settings, self.embedder.name, self.embedder.dimensions)
         self.index.require()
         self.retriever = Retriever(self.index, self.embedder, settings.retrieval.k)

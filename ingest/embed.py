@@ -7,17 +7,27 @@ in the passage's context. The answer composer uses them to pick sentences by mea
 Nothing is fetched from a model hub: the model loads from the package's own folder, with the hub switched off.
 Loading torch and the model takes seconds, so it happens on first use: an ingest with nothing to embed never pays.
 Token counting needs only the tokenizer file, which loads in milliseconds.
+
+Questions are encoded one at a time, where PyTorch's per-call overhead dominates: when given a cache folder, the
+Embedder exports the same network to ONNX once (into the data directory) and runs questions through ONNX Runtime,
+about three times faster here, with the same vectors (the tests compare them). Without a cache folder, or if the
+export fails, questions go through PyTorch.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import threading
+import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
+log = logging.getLogger("dealbot.embed")
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSIONS = 384
@@ -35,8 +45,9 @@ class Embedder:
     name = MODEL_NAME
     dimensions = DIMENSIONS
 
-    def __init__(self, batch_size: int = 64):
+    def __init__(self, batch_size: int = 64, cache_dir: Path | None = None):
         self.batch_size = batch_size
+        self.cache_dir = cache_dir
         self._lock = threading.Lock()
 
     @cached_property
@@ -108,6 +119,9 @@ class Embedder:
 
     def encode_query(self, text: str) -> np.ndarray:
         """The question's vector: the same computation as sentence-transformers' encode, minus its overhead."""
+        if self._query_session is not None:
+            enc = self._tokenizer_for_queries(text)
+            return self._query_session.run(None, enc)[0][0]
         import torch
 
         transformer = self.model[0]
@@ -117,6 +131,75 @@ class Embedder:
             )
             hidden = transformer.auto_model(**enc).last_hidden_state[0]
         return _normalize(hidden.mean(0).numpy())
+
+    def _tokenizer_for_queries(self, text: str) -> dict[str, np.ndarray]:
+        enc = self.model[0].tokenizer([text], truncation=True, max_length=self.model.max_seq_length, return_tensors="np")
+        return {k: enc[k].astype(np.int64) for k in _ONNX_INPUTS}
+
+    @cached_property
+    def _query_session(self):
+        if self.cache_dir is None:
+            return None
+        try:
+            return _onnx_session(self.model, self.cache_dir)
+        except Exception as exc:  # any export or runtime problem: PyTorch still answers, only slower
+            log.warning("question encoder: ONNX Runtime unavailable (%s); using PyTorch", exc)
+            return None
+
+
+_ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _onnx_session(model, cache_dir: Path):
+    """An ONNX Runtime session for the model's mean-pooled, normalised output, exported once per model version."""
+    import onnxruntime as ort
+    import torch
+
+    weights = model_path() / "model.safetensors"
+    key = hashlib.sha1(f"{MODEL_NAME}:{weights.stat().st_size}:{torch.__version__}".encode()).hexdigest()[:12]
+    path = cache_dir / f"query-encoder-{key}.onnx"
+    if not path.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        transformer = model[0]
+        sample = transformer.tokenizer(["an example question"], return_tensors="pt")
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        # The tracer warns about shape checks it freezes; for one unpadded question they are constant, and the
+        # tests compare the exported encoder's vectors with sentence-transformers' own.
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _MeanPooled(transformer.auto_model).eval(),
+                tuple(sample[k] for k in _ONNX_INPUTS),
+                str(partial),
+                input_names=list(_ONNX_INPUTS),
+                output_names=["embedding"],
+                dynamic_axes={k: {0: "batch", 1: "tokens"} for k in _ONNX_INPUTS},
+                opset_version=17,
+                dynamo=False,
+            )
+        partial.replace(path)  # atomic: a concurrent process never loads half a file
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # don't steal CPU between questions
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _MeanPooled(bert):
+    """The network the export traces: BERT, then sentence-transformers' mean pooling and normalisation."""
+    import torch
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self, bert):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            mask = attention_mask.unsqueeze(-1).to(hidden.last_hidden_state.dtype)
+            pooled = (hidden.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    return MeanPooled(bert)
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:

@@ -30,8 +30,8 @@ def _no_proxies(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    e = Embedder()
+def embedder(tmp_path_factory) -> Embedder:
+    e = Embedder(cache_dir=tmp_path_factory.mktemp("models"))
     e.encode_query("load the model once for the whole session")
     return e
 
@@ -102,3 +102,14 @@ def chroma_server(tmp_path_factory):
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def sample_pipeline(tmp_path_factory, embedder):
+    """The pipeline over the sample corpus, ingested once for the session into an embedded index."""
+    from bot.pipeline import Pipeline
+    from ingest.sync import run_ingest
+
+    settings = make_settings(tmp_path_factory.mktemp("sample") / "data")
+    run_ingest(settings, [str(SAMPLE)], embedder=embedder)
+    return Pipeline(settings, embedder=embedder)

@@ -4,19 +4,14 @@ import pytest
 
 from bot.pipeline import Pipeline
 from bot.types import NOT_FOUND
-from conftest import SAMPLE
-from ingest.sync import run_ingest
+from conftest import SAMPLE, make_settings
 
 ARTICLE_TEXT = (SAMPLE / "the-hill-2025-06-27.md").read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, embedder):
-    from conftest import make_settings
-
-    settings = make_settings(tmp_path_factory.mktemp("answer") / "data")
-    run_ingest(settings, [str(SAMPLE)], embedder=embedder)
-    return Pipeline(settings, embedder=embedder)
+def pipeline(sample_pipeline):
+    return sample_pipeline
 
 
 def test_signing_question_gets_the_cited_sentence(pipeline):
@@ -79,7 +74,6 @@ def test_timings_are_reported(pipeline):
 
 
 def test_asking_an_empty_index_says_to_ingest_first(tmp_path, embedder):
-    from conftest import make_settings
     from ingest.index import IndexAccessError
 
     with pytest.raises(IndexAccessError, match="run `dealbot ingest` first"):

@@ -5,19 +5,14 @@ from pathlib import Path
 import pytest
 
 from bot.evaluate import calibrate, evaluate, load_cases, stem_of
-from bot.pipeline import Pipeline
-from conftest import SAMPLE, make_settings
 from ingest.settings import load_settings
-from ingest.sync import run_ingest
 
 EVAL = Path(__file__).resolve().parent / "eval"
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, embedder):
-    settings = make_settings(tmp_path_factory.mktemp("eval") / "data")
-    run_ingest(settings, [str(SAMPLE)], embedder=embedder)
-    return Pipeline(settings, embedder=embedder)
+def pipeline(sample_pipeline):
+    return sample_pipeline
 
 
 def test_question_set_meets_the_bar(pipeline):

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 
 from ingest.settings import PACKAGE_CONFIG, SettingsError, load_settings

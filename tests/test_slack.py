@@ -11,14 +11,12 @@ import urllib.request
 
 import pytest
 
-from bot.pipeline import Pipeline
 from bot.slack.app import SlackSecrets, create_app
 from bot.slack.blocks import answer_message
 from bot.slack.server import make_http_server
 from bot.slack.store import SlackStore
 from bot.types import Answer, Citation, Sentence
-from conftest import SAMPLE, make_settings, run_cli
-from ingest.sync import run_ingest
+from conftest import make_settings, run_cli
 from slack_fakes import (
     FakeSlackAPI,
     FakeSocketModeServer,
@@ -44,10 +42,8 @@ def fake():
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, embedder):
-    settings = make_settings(tmp_path_factory.mktemp("slack-index") / "data")
-    run_ingest(settings, [str(SAMPLE)], embedder=embedder)
-    return Pipeline(settings, embedder=embedder)
+def pipeline(sample_pipeline):
+    return sample_pipeline
 
 
 def start_bot(pipeline, fake, data_dir, **slack):
