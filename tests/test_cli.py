@@ -103,3 +103,15 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
 def test_ask_before_ingest_says_what_to_do(tmp_path):
     r = run_cli("ask", "When was the deal signed?", env={"DEALBOT_DATA_DIR": str(tmp_path)})
     assert r.returncode == 1 and "run `dealbot ingest` first" in r.stderr
+
+
+def test_config_option_points_at_another_file(tmp_path):
+    config = tmp_path / "other.toml"
+    config.write_text('data_dir = "state"\nsources = ["nowhere"]\n')
+    r = run_cli("--config", str(config), "ingest", "--json")
+    assert r.returncode == 1, "its only source is missing"
+    report = json.loads(r.stdout.splitlines()[-1])
+    assert report["sources"] == [str(tmp_path / "nowhere")]
+    assert (tmp_path / "state" / "state.sqlite").exists(), "relative paths resolve against the config file's folder"
+    bad = run_cli("--config", str(tmp_path / "missing.toml"), "status")
+    assert bad.returncode == 1 and "not found" in bad.stderr
