@@ -2,9 +2,9 @@
 
 Everything is measured in one run on one machine, side by side, so the ratios hold even when the machine is noisy:
 
-- raw encode: the model alone encoding the corpus's passages (passages/s), before and after the ingest;
+- raw encode: the model alone encoding the corpus's passages (passages/s);
 - ingest: the same corpus through `run_ingest`, the function `dealbot ingest` calls, model already loaded
-  (passages/s); R = ingest / raw encode;
+  (passages/s); R = ingest / raw encode, measured in alternating rounds (see below);
 - `dealbot ingest` as a whole process on a fresh index, then again with nothing changed; S = first / second;
 - warm `ask` latency over 200 distinct questions in one process (p50, p95).
 
@@ -81,8 +81,9 @@ def timed(fn):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--documents", type=int, default=240, help="synthetic articles to generate (default 240)")
+    parser.add_argument("--documents", type=int, default=210, help="synthetic articles to generate (default 210)")
     parser.add_argument("--questions", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of raw encode and ingest (default 3)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="dealbot-bench-") as tmp:
@@ -109,16 +110,23 @@ def main() -> None:
             )
             return len(texts) / seconds
 
-        # This machine's speed drifts by several percent from minute to minute: the raw encode runs before and
-        # after the ingest, and the ingest is compared with their mean.
-        raw_before = raw_encode()
-        report, ingest_s = timed(lambda: run_ingest(settings, [str(corpus)], embedder=embedder))
-        raw_after = raw_encode()
-        raw_pps = (raw_before + raw_after) / 2
-        ingest_pps = report.passages_embedded / ingest_s
-        print(f"raw encode:        {raw_pps:7.1f} passages/s (before {raw_before:.1f}, after {raw_after:.1f})")
-        print(f"ingest (in-proc):  {ingest_pps:7.1f} passages/s ({ingest_s:.1f}s, {report.passages_embedded} passages)")
-        r = ingest_pps / raw_pps
+        # This machine's speed drifts by several percent from minute to minute, so raw encodes and ingests
+        # alternate (raw, ingest, raw, ingest, ..., raw); each ingest, into a fresh index, is compared with the mean
+        # of the raw encodes on either side of it, and R is the median of those ratios.
+        raws = [raw_encode()]
+        ratios = []
+        for round_ in range(args.rounds):
+            fresh = load_settings(env={"DEALBOT_DATA_DIR": str(tmp / f"in-process-{round_}")})
+            report, ingest_s = timed(lambda: run_ingest(fresh, [str(corpus)], embedder=embedder))
+            raws.append(raw_encode())
+            ingest_pps = report.passages_embedded / ingest_s
+            ratios.append(ingest_pps / ((raws[-2] + raws[-1]) / 2))
+            print(
+                f"round {round_ + 1}: raw encode {raws[-2]:.1f} -> {raws[-1]:.1f} passages/s, "
+                f"ingest {ingest_pps:.1f} passages/s ({report.passages_embedded} passages), ratio {ratios[-1]:.3f}"
+            )
+        r = statistics.median(ratios)
+        settings = fresh
 
         env = {**os.environ, "DEALBOT_DATA_DIR": str(tmp / "cli")}
         cli = [str(Path(sys.executable).parent / "dealbot"), "ingest", "--json", "--source", str(corpus)]
