@@ -2,7 +2,8 @@
 
 Each candidate sentence gets one score, a weighted sum of signals that each lie in 0..1:
 
-- dense:    cosine similarity of the question to the passage the sentence is in;
+- dense:    cosine similarity of the question to the passage the sentence is in (weight 0 for now: it chose the
+            passages, and within them it cannot tell sentences apart; kept for tuning);
 - sentence: cosine similarity of the question to the sentence itself, read in its passage's context;
 - lexical:  the share of the question's terms (weighted by rarity in the corpus) the sentence contains;
 - phrase:   the share of the question's word pairs found in the sentence as they stand ("since the London meeting");
@@ -10,9 +11,11 @@ Each candidate sentence gets one score, a weighted sum of signals that each lie 
 - lead:     whether the sentence opens its article, where news reports say what the story is about;
 - previous: the lexical share of the sentence before it, for quotations whose attribution precedes them.
 
-The weights were tuned on the dev split of tests/eval/deal.jsonl. The best sentence's score is the evidence:
-below the calibrated threshold (retrieval.min_score), when no sentence has the shape of the answer asked for, or
-when the question names something no article mentions, the composer abstains instead of guessing.
+The weights were tuned by hand and grid search on the dev split of the question set. The best sentence's score,
+with the question's terms that no article contains counted against it, is the evidence. The composer abstains
+instead of guessing when the evidence is below the calibrated threshold (retrieval.min_score), when no sentence has
+the shape of the answer asked for, when the question names something no article mentions, or when most of what it
+asks about appears in no article.
 """
 
 from __future__ import annotations

@@ -197,15 +197,17 @@ class Index:
             )
         return states
 
-    def find_text(self, text_hash: str) -> DocState | None:
-        """A stored document with exactly this text, if any (for de-duplication)."""
-        if self.collection is None:
-            return None
-        res = self.collection.get(where={"text_hash": text_hash}, include=["metadatas"], limit=1)
-        if not res["ids"]:
-            return None
-        m = res["metadatas"][0]
-        return DocState(m["source"], m["location"], m["doc_id"], m["version"], m["raw_hash"], m["text_hash"], 0, True)
+    def locations_of_texts(self, text_hashes: set[str]) -> dict[str, set[str]]:
+        """For each of these text hashes that is stored, the locations storing it (for de-duplication)."""
+        if self.collection is None or not text_hashes:
+            return {}
+        found: dict[str, set[str]] = defaultdict(set)
+        hashes = sorted(text_hashes)
+        for lo in range(0, len(hashes), 500):
+            where = {"text_hash": {"$in": hashes[lo : lo + 500]}}
+            for row in self.rows(where, with_text=False):
+                found[row.meta["text_hash"]].add(row.meta["location"])
+        return found
 
     # Writing
 

@@ -110,8 +110,7 @@ def _by_location(states: list[DocState]) -> dict[str, list[DocState]]:
 
 
 def _changed_articles(index: Index, listed: dict, stored: dict, report: RunReport) -> list[_Change]:
-    changes: list[_Change] = []
-    texts_this_run: set[str] = set()
+    candidates: list[_Change] = []
     for source, files in listed.items():
         for path, relpath in files:
             old = stored[source].get(str(path), [])
@@ -124,18 +123,26 @@ def _changed_articles(index: Index, listed: dict, stored: dict, report: RunRepor
                         if leftover is not current:
                             index.delete_version(leftover)
                     continue
-                article = parse(raw)
+                candidates.append(_Change(parse(raw), old))
             except ReadError as exc:
                 report.fail(str(path), str(exc))
-                continue
-            twin = index.find_text(article.text_hash)
-            if article.text_hash in texts_this_run or (twin is not None and twin.location != article.location):
-                report.duplicates += 1
-                for state in old:
-                    index.delete_version(state)
-                continue
-            texts_this_run.add(article.text_hash)
-            changes.append(_Change(article, old))
+    return _without_duplicates(index, candidates, report)
+
+
+def _without_duplicates(index: Index, candidates: list[_Change], report: RunReport) -> list[_Change]:
+    """Drop documents whose exact text is already stored under another location, or comes twice in this run."""
+    stored_at = index.locations_of_texts({c.article.text_hash for c in candidates})
+    changes: list[_Change] = []
+    seen: set[str] = set()
+    for change in candidates:
+        text_hash = change.article.text_hash
+        if text_hash in seen or stored_at.get(text_hash, {change.article.location}) - {change.article.location}:
+            report.duplicates += 1
+            for state in change.old:
+                index.delete_version(state)
+            continue
+        seen.add(text_hash)
+        changes.append(change)
     return changes
 
 
