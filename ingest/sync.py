@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -146,9 +145,10 @@ def _without_duplicates(index: Index, candidates: list[_Change], report: RunRepo
     return changes
 
 
-# Documents are embedded in groups of about this many passages; while one group is written to Chroma (one call, in
-# a writer thread), the next is embedded, so writing costs almost no wall time.
-GROUP_PASSAGES = 512
+# Documents are embedded and written in groups of about this many passages, which bounds memory on a big first
+# ingest. Writes are not overlapped with embedding: on two cores the model's threads already use every core, and a
+# concurrent writer only makes them wait for each other.
+GROUP_PASSAGES = 1024
 
 
 def _write(index, changes: list[_Change], embedder: Embedder, settings: Settings, report: RunReport, progress: bool):
@@ -159,21 +159,13 @@ def _write(index, changes: list[_Change], embedder: Embedder, settings: Settings
         for c in changes
     ]
     total = sum(len(passages) for _, passages in chunked)
-    with (
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="chroma-writer") as writer,
-        tqdm(total=total, desc="embedding", unit="passage", disable=not progress, leave=False) as bar,
-    ):
-        pending = None
+    with tqdm(total=total, desc="embedding", unit="passage", disable=not progress, leave=False) as bar:
         for group in _groups(chunked, GROUP_PASSAGES):
             flat = [p for _, passages in group for p in passages]
             vectors, sentence_vectors = embedder.encode_passages(
                 [p.embed_text for p in flat], [p.embed_spans for p in flat], on_batch=bar.update
             )
-            if pending is not None:
-                pending.result()  # at most one write in flight; its errors surface here
-            pending = writer.submit(_store, index, group, flat, vectors, sentence_vectors, report)
-        if pending is not None:
-            pending.result()
+            _store(index, group, flat, vectors, sentence_vectors, report)
     report.passages_embedded = total
 
 
