@@ -109,8 +109,7 @@ class Embedder:
             )
             offsets = enc.pop("offset_mapping").numpy()
             hidden = transformer.auto_model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            pooled = _mean_pool(hidden, enc["attention_mask"])
         pooled_np = _normalize(pooled.numpy())
         hidden_np = hidden.numpy()
         return pooled_np, [
@@ -184,6 +183,12 @@ def _onnx_session(model, cache_dir: Path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def _mean_pool(hidden, attention_mask):
+    """sentence-transformers' mean pooling: the average of the token vectors the attention mask keeps."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
 def _MeanPooled(bert):
     """The network the export traces: BERT, then sentence-transformers' mean pooling and normalisation."""
     import torch
@@ -195,9 +200,7 @@ def _MeanPooled(bert):
 
         def forward(self, input_ids, attention_mask, token_type_ids):
             hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-            mask = attention_mask.unsqueeze(-1).to(hidden.last_hidden_state.dtype)
-            pooled = (hidden.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1)
-            return torch.nn.functional.normalize(pooled, dim=-1)
+            return torch.nn.functional.normalize(_mean_pool(hidden.last_hidden_state, attention_mask), dim=-1)
 
     return MeanPooled(bert)
 

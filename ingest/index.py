@@ -140,10 +140,6 @@ class Index:
             )
         return collection
 
-    @property
-    def exists(self) -> bool:
-        return self.collection is not None
-
     def require(self):
         if self.collection is None:
             raise IndexAccessError(f"the index at {self.where} is empty: run `dealbot ingest` first")

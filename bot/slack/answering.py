@@ -44,19 +44,29 @@ def thread_history(client: WebClient, channel: str, thread_ts: str, before_ts: s
     return questions
 
 
+def enabled_in(ctx, channel: str | None, in_dm: bool) -> bool:
+    """DMs always; channels when `slack.allowed_channels` is empty or lists them."""
+    allowed = ctx.settings.slack.allowed_channels
+    return in_dm or not allowed or channel in allowed
+
+
+def compose_message(ctx, question: str, channel: str | None, user: str | None, history=(), note="", share=False) -> dict:
+    """The message for an answer (recorded for feedback), or a plain account of what went wrong."""
+    try:
+        answer = ctx.pipeline.ask(question, history=history)
+        answer_id = ctx.store.record_answer(answer, channel, user, payload=answer_payload(answer))
+        return answer_message(answer, answer_id, note, share=share and answer.answered)
+    except Exception as exc:  # the user must hear about any failure; the log gets the details
+        log.exception("answering %r failed", question)
+        return notice(FAILED.format(reason=type(exc).__name__))
+
+
 def answer_in_thread(ctx, client: WebClient, channel: str, thread_ts: str | None, question: str, user: str, history=(), note=""):
     """Post a placeholder at once, then replace it with the answer, or with what went wrong."""
     placeholder = client.chat_postMessage(
         channel=channel, thread_ts=thread_ts, unfurl_links=False, unfurl_media=False, **notice(WORKING)
     )
-    try:
-        answer = ctx.pipeline.ask(question, history=history)
-        answer_id = ctx.store.record_answer(answer, channel, user, payload=answer_payload(answer))
-        message = answer_message(answer, answer_id, note)
-    except Exception as exc:  # the user must hear about any failure; the log gets the details
-        log.exception("answering %r failed", question)
-        message = notice(FAILED.format(reason=type(exc).__name__))
-    client.chat_update(channel=channel, ts=placeholder["ts"], **message)
+    client.chat_update(channel=channel, ts=placeholder["ts"], **compose_message(ctx, question, channel, user, history, note))
 
 
 def answer_payload(answer: Answer) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from .answering import answer_in_thread, clean_question, thread_history
+from .answering import answer_in_thread, clean_question, enabled_in, thread_history
 from .blocks import USAGE, notice
 
 # Message subtypes that are not a person asking something new: edits, deletions, joins, bot posts...
@@ -31,7 +31,7 @@ def _handle(ctx, client, event: dict, in_dm: bool) -> None:
     if not ctx.store.take(f"question:{channel}:{ts}"):
         return
     thread_ts = event.get("thread_ts") or (None if in_dm else ts)
-    if not in_dm and ctx.settings.slack.allowed_channels and channel not in ctx.settings.slack.allowed_channels:
+    if not enabled_in(ctx, channel, in_dm):
         if ctx.store.take(f"not-enabled:{channel}"):
             client.chat_postMessage(channel=channel, thread_ts=thread_ts, **notice("I'm not enabled in this channel."))
         return
