@@ -113,3 +113,17 @@ def sample_pipeline(tmp_path_factory, embedder):
     settings = make_settings(tmp_path_factory.mktemp("sample") / "data")
     run_ingest(settings, [str(SAMPLE)], embedder=embedder)
     return Pipeline(settings, embedder=embedder)
+
+
+EVAL_ARTICLES = Path(__file__).resolve().parent / "eval" / "articles"
+
+
+@pytest.fixture(scope="session")
+def eval_pipeline(tmp_path_factory, embedder):
+    """The pipeline over the eval corpus: the sample article plus the invented fixture articles in tests/eval/articles."""
+    from bot.pipeline import Pipeline
+    from ingest.sync import run_ingest
+
+    settings = make_settings(tmp_path_factory.mktemp("eval") / "data")
+    run_ingest(settings, [str(SAMPLE), str(EVAL_ARTICLES)], embedder=embedder)
+    return Pipeline(settings, embedder=embedder)
