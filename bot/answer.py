@@ -129,7 +129,8 @@ def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStat
                 figures_by_doc.setdefault(hit.doc_id, set()).update(_figures(hit.text[s:e]))
     # An article that does not mention every name the question is about cannot answer it ("the EU" and an article
     # about the U.S. deal): its sentences do not have the answer's shape.
-    names = [n for n in named_entities(question) if n.isupper() or n.lower() not in STOPWORDS]
+    own = re.sub(r" \([^()]*\)$", "", question)  # a follow-up's context in brackets names earlier things too
+    names = [n for n in named_entities(own) if n.isupper() or n.lower() not in STOPWORDS]
     covers = {
         d: all(name_pattern(n).search(stats.documents.get(d, "")) for n in names) for d in {h.doc_id for h in hits}
     } if stats.documents else {}

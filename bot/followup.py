@@ -14,6 +14,9 @@ _ELLIPTIC = re.compile(
 )
 # Pronouns that stand for the people or bodies an earlier question named ("what did they say about magnets?").
 _PERSONAL = re.compile(r"\b(he|she|they)\b", re.I)
+# "there": the place the previous answer named ("Where did they meet?" ... "and what did China agree to there?")
+_THERE = re.compile(r"\bthere\b", re.I)
+_PLACE = re.compile(r"\b(?:in|at) ([A-Z][a-z]+(?:,? [A-Z][a-z]+)*)")
 
 
 def _question(turn) -> str:
@@ -48,6 +51,10 @@ def contextualize(question: str, history: Sequence) -> str:
     if names and _PERSONAL.search(question):
         resolved = _PERSONAL.sub(lambda m: " and ".join(names), question, count=1)
         used = {n.lower() for n in names}
+    last = history[-1]
+    if _THERE.search(resolved) and not isinstance(last, str) and getattr(last, "answered", False):
+        if place := _PLACE.search(" ".join(s.text for s in last.sentences)):
+            resolved = _THERE.sub(f"in {place[1]}", resolved, count=1)
     own = {w.lower() for w in words(resolved)}
     context = []
     for w in words(previous.replace("(", " ").replace(")", " ")):

@@ -15,7 +15,7 @@ import numpy as np
 from ingest.embed import Embedder
 from ingest.index import Index, Row
 
-from .text import ROLES, _plain, stem, terms, words
+from .text import ROLES, STOPWORDS, _plain, stem, terms, words
 from .types import Hit
 
 
@@ -60,7 +60,13 @@ class CorpusStats:
             word = m[0]
             # Role words ("minister") are left alone: corrected to a word the articles have ("ministry"), a question
             # about a role no article names would be answered about something else.
-            if len(word) < 5 or word.lower() in self.vocabulary or stem(word) in self.df or stem(word) in ROLES:
+            if (
+                len(word) < 5
+                or word.lower() in self.vocabulary
+                or word.lower() in STOPWORDS
+                or stem(word) in self.df
+                or stem(word) in ROLES
+            ):
                 return word
             match = process.extractOne(word.lower(), self._spellable, scorer=fuzz.ratio, score_cutoff=85)
             if not match:
