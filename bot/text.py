@@ -137,7 +137,7 @@ class Expectation:
             return False
         if self.speaker:
             around = f"{context} {sentence}"
-            if not (_SPEECH.search(sentence) and self.speaker & set(terms(around))):
+            if not (_SPEECH.search(sentence) and self.speaker <= set(terms(around))):
                 return False
         if self.kind == SUMMARY:  # a news report says what it is about in its first sentence
             return lead
