@@ -256,3 +256,33 @@ def test_cli_eval_compare_baseline(eval_env):
     report = json.loads(r.stdout)
     assert report["baseline"]["heldout"]["abstention"] == 0.0
     assert report["heldout"]["accuracy"] > report["baseline"]["heldout"]["accuracy"]
+
+
+def test_cli_interactive_at_a_terminal_keeps_the_conversation(eval_env):
+    import os
+    import pty
+    import subprocess
+    import time
+
+    from conftest import DEALBOT, ROOT
+
+    master, slave = pty.openpty()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DEALBOT_")}
+    proc = subprocess.Popen(
+        [str(DEALBOT), "ask"], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**environ, **eval_env}, cwd=ROOT,
+    )
+    os.close(slave)
+    try:
+        time.sleep(0.5)
+        os.write(master, b"Where did Trump and Xi meet in October?\n")
+        os.write(master, b"and what did China agree to there?\n")
+        os.write(master, b"\n")  # an empty line ends the conversation
+        out, err = proc.communicate(timeout=180)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out.startswith("Ask about the articles")
+    assert "Busan" in out and "(read as: and what did China agree to in Busan" in out and "suspend" in out
