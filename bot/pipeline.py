@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from typing import Sequence
 
@@ -53,15 +54,19 @@ class Pipeline:
         t0 = time.perf_counter()
         asked = self.retriever.stats.correct_spelling(contextualize(question, history))
         window = question_window(question, self.retriever.newest)
-        named = Filters(window.since, window.until)
+        named = Filters(window.since, window.until, self.retriever.outlets_named(question))
         combined = Filters(
             (filters.since if filters else None) or named.since,
             (filters.until if filters else None) or named.until,
-            filters.sources if filters else (),
+            (filters.sources if filters else ()) or named.sources,
         )
+        if named.sources:  # the outlet is a filter now, not words the answer must contain
+            outlets = "|".join(re.escape(n) for n, o in self.retriever.outlets.items() if o in named.sources)
+            asked = re.sub(rf"\s*\b(?:according to|in|from|by)?\s*(?:{outlets})(?!\w)", "", asked, flags=re.I).strip(" ,;:")
         hits = self.retriever.retrieve(asked, combined, prefer=window.prefer)
-        if not hits and named and combined != filters:  # the question's own dates ruled everything out: ignore them
-            hits = self.retriever.retrieve(asked, filters, prefer=window.prefer)
+        if not hits and named and combined != filters:  # the question's own filters ruled everything out: drop them
+            combined = filters or Filters()
+            hits = self.retriever.retrieve(asked, combined, prefer=window.prefer)
         t1 = time.perf_counter()
         answer = dataclasses.replace(compose(asked, hits, self.retriever.stats, threshold, explain=explain), question=question)
         t2 = time.perf_counter()

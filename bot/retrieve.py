@@ -38,7 +38,7 @@ class CorpusStats:
         seen: set[tuple[str, int]] = set()
         parts: dict[str, dict[int, str]] = {}
         for row in rows:
-            doc = parts.setdefault(row.meta["doc_id"], {-1: row.meta["title"]})
+            doc = parts.setdefault(row.meta["doc_id"], {-2: row.meta["outlet"] or "", -1: row.meta["title"]})
             doc[row.meta["start"]] = row.text
             for s, e in row.sentences:
                 key = (row.meta["doc_key"], row.meta["start"] + s)
@@ -198,12 +198,25 @@ class Retriever:
         self._by_place = {(s.doc_key, s.version, s.n): pid for pid, s in self.passages.items()}
         self._fingerprints = {pid: _fingerprint(s.hit.text) for pid, s in self.passages.items()}
         self.newest = max((s.hit.published for s in self.passages.values() if s.hit.published), default=None)
+        # Outlets by the name a question would use ("The Hill"; "Test Wire" for "Test Wire (fixture)").
+        self.outlets = {
+            re.sub(r"\s*\(.*?\)\s*", " ", s.hit.outlet).strip(): s.hit.outlet
+            for s in self.passages.values()
+            if s.hit.outlet
+        }
         self.bm25 = bm25s.BM25()
         if self._ids:
             tokens = [terms(f"{s.hit.title} {s.hit.text}") or ["_"] for s in self.passages.values()]
             self.bm25.index(tokens, show_progress=False)
         self._count = self.index.count()
         self._checked = time.monotonic()
+
+    def outlets_named(self, question: str) -> tuple[str, ...]:
+        """The outlets of the corpus that `question` names ("according to The Hill")."""
+        return tuple(
+            outlet for name, outlet in self.outlets.items()
+            if len(name) > 2 and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", question, re.I)
+        )
 
     def refresh_if_changed(self) -> bool:
         """Reload when the collection's size changed since the snapshot (checked at most every REFRESH_SECONDS)."""

@@ -18,7 +18,7 @@ STOPWORDS = frozenset(
     off on once only or other our ours ourselves out over own same she should so some such than that the their
     theirs them themselves then there these they this those through to too under until up very was we were what
     when where which while who whom whose why will with would you your yours yourself yourselves s t don't
-    tell say said says know anything something thing things get got give given us u please exactly really
+    tell say said says report reported reports reporting write wrote written know anything something thing things get got give given us u please exactly really
     many much happen happened
     """.split()
 )

@@ -286,3 +286,12 @@ def test_cli_interactive_at_a_terminal_keeps_the_conversation(eval_env):
     assert proc.returncode == 0, err
     assert out.startswith("Ask about the articles")
     assert "Busan" in out and "(read as: and what did China agree to in Busan" in out and "suspend" in out
+
+
+def test_an_outlet_named_in_the_question_filters_the_sources(pipeline):
+    assert pipeline.retriever.outlets_named("What did The Hill report about magnets?") == ("The Hill",)
+    a = pipeline.ask("What did The Hill report about magnets?")
+    assert a.filters == "from The Hill"
+    assert a.hits and {h.outlet for h in a.hits} == {"The Hill"}
+    assert a.answered and "magnets" in a.text
+    assert pipeline.retriever.outlets_named("What did the hills say?") == ()
