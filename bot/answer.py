@@ -287,7 +287,9 @@ def _considered(answer: Answer, candidates: list[Candidate], chosen: list[Candid
             why = f"not used: below {FOLLOW_RATIO:.0%} of the best score"
         elif not c.signals["shape"]:
             why = "not used: does not give the kind of answer asked for"
+        elif len(chosen) >= MAX_SENTENCES or sum(len(x.text) for x in chosen) + len(c.text) > MAX_CHARS:
+            why = f"not used: the answer is full ({MAX_SENTENCES} sentences or {MAX_CHARS} characters)"
         else:
-            why = "not used: repeats what the chosen sentences say, or the answer is full"
+            why = "not used: adds no question term the chosen sentences lack, nor continues one"
         out.append(Considered(c.text, c.hit.doc_id, c.hit.id, round(c.score, 4), {k: round(v, 3) for k, v in c.signals.items()}, why))
     return tuple(out)
