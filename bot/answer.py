@@ -134,6 +134,7 @@ def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStat
     covers = {
         d: all(name_pattern(n).search(stats.documents.get(d, "")) for n in names) for d in {h.doc_id for h in hits}
     } if stats.documents else {}
+    others_by_doc: dict[str, set[str]] = {}
     seen: dict[tuple[str, int], Candidate] = {}
     for hit in hits:
         previous, before = 0.0, ""
@@ -145,7 +146,9 @@ def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStat
             if key not in seen or seen[key].hit.score < hit.score:
                 lead = hit.start + s == 0
                 figures = _figures(text)
-                others = set().union(*(f for d, f in figures_by_doc.items() if d != hit.doc_id)) if figures else set()
+                if figures and hit.doc_id not in others_by_doc:
+                    others_by_doc[hit.doc_id] = set().union(*(f for d, f in figures_by_doc.items() if d != hit.doc_id))
+                others = others_by_doc.get(hit.doc_id, set()) if figures else set()
                 signals = {
                     "dense": max(0.0, hit.score),
                     "sentence": max(0.0, sentence_score),
@@ -187,9 +190,10 @@ _FIGURE = re.compile(
 )
 
 
-def _figures(text: str) -> set[str]:
+@lru_cache(maxsize=100_000)
+def _figures(text: str) -> frozenset[str]:
     """The figures in a text, normalised ("47 percent" and "47%" alike)."""
-    return {re.sub(r"\s*(percent|per cent|%)", "%", m[0]) for m in _FIGURE.finditer(text)}
+    return frozenset(re.sub(r"\s*(percent|per cent|%)", "%", m[0]) for m in _FIGURE.finditer(text))
 
 
 def _pairs(text: str) -> frozenset[tuple[str, str]]:
