@@ -27,6 +27,10 @@ class Pipeline:
         self.retriever = Retriever(self.index, self.embedder, settings.retrieval.k)
         self.embedder.encode_query("warm up")  # load the model now, not on the first question
 
+    def refresh(self) -> None:
+        """Read the index again: after an ingest run in this process, the next question sees the new articles."""
+        self.retriever.reload()
+
     def ask(self, question: str, history: Sequence[str] = (), min_score: float | None = None) -> Answer:
         """Answer `question`; `history` holds the earlier questions of the conversation, oldest first."""
         threshold = self.settings.retrieval.min_score if min_score is None else min_score

@@ -62,11 +62,19 @@ def answer_json(answer: Answer) -> str:
     return json.dumps(answer_dict(answer), ensure_ascii=False)
 
 
-def report_text(report: dict) -> str:
-    lines = [
+def report_line(report: dict) -> str:
+    """A run report in one line: what the schedule logs per run."""
+    line = (
         f"{report['added']} added, {report['updated']} updated, {report['unchanged']} unchanged, "
         f"{report['removed']} removed, {report['duplicates']} duplicates, {report['failed']} failed; "
         f"{report['passages_embedded']} passages embedded in {report['seconds']:.1f}s"
-    ]
+    )
+    if report.get("fetched") or report.get("not_modified"):
+        line += f"; {report['fetched']} pages downloaded, {report['not_modified']} not modified"
+    return line + ("; stopped early" if report.get("stopped") else "")
+
+
+def report_text(report: dict) -> str:
+    lines = [report_line(report)]
     lines += [f"  failed: {f['location']}: {f['reason']}" for f in report["failures"]]
     return "\n".join(lines)

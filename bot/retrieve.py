@@ -115,7 +115,7 @@ class Retriever:
         self.reload()
 
     def reload(self) -> None:
-        rows = self.index.rows()
+        rows = self.index.passages()
         self.passages = {row.id: _stored(row) for row in rows}
         self.stats = CorpusStats.from_rows(rows)
 

@@ -57,9 +57,11 @@ def articles(tmp_path) -> Path:
 
 
 def write_article(folder: Path, name: str, title: str, body: str, published: str = "2025-07-01", outlet: str = "Test Wire") -> Path:
+    """Write a fixture article atomically (a hidden temp file, then a rename): a running ingest never sees half."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(f"---\ntitle: {title}\noutlet: {outlet}\npublished: {published}\n---\n{body}\n", encoding="utf-8")
+    path, temp = folder / name, folder / f".{name}.tmp"
+    temp.write_text(f"---\ntitle: {title}\noutlet: {outlet}\npublished: {published}\n---\n{body}\n", encoding="utf-8")
+    temp.replace(path)
     return path
 
 
