@@ -109,6 +109,7 @@ class Resource:
     delay: float = 0.0
     fail_first: int = 0  # answer 503 to this many requests first
     validators: bool = True
+    send_etag: bool = True  # False: Last-Modified only
     modified: float = field(default_factory=lambda: 1751000000.0)
 
     @property
@@ -165,7 +166,7 @@ class NewsSite:
             res.fail_first -= 1
             status = 503
         elif res is not None and res.validators and status == 200:
-            if h.headers.get("If-None-Match") == res.etag or (
+            if (res.send_etag and h.headers.get("If-None-Match") == res.etag) or (
                 h.headers.get("If-Modified-Since") == formatdate(res.modified, usegmt=True)
                 and "If-None-Match" not in h.headers
             ):
@@ -180,7 +181,8 @@ class NewsSite:
                 h.send_header("Content-Type", res.content_type)
                 h.send_header("Content-Length", str(len(res.body)))
                 if res.validators:
-                    h.send_header("ETag", res.etag)
+                    if res.send_etag:
+                        h.send_header("ETag", res.etag)
                     h.send_header("Last-Modified", formatdate(res.modified, usegmt=True))
                 h.end_headers()
                 h.wfile.write(res.body)

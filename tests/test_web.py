@@ -81,6 +81,18 @@ def test_second_run_asks_conditionally_downloads_nothing_and_embeds_nothing(site
     assert second.failed == 4, "the broken links are tried again, and reported again"
 
 
+def test_last_modified_alone_also_makes_a_conditional_request(site, web_settings, embedder):
+    site.resources["/news/magnets"].send_etag = False
+    page = site.url("/news/magnets")
+    run_ingest(web_settings, [page], embedder=embedder)
+    second = run_ingest(web_settings, [page], embedder=embedder)
+    (_, first_headers), (status, headers) = site.requests_for("/news/magnets")
+    assert "If-Modified-Since" not in first_headers
+    assert status == 304 and headers["If-Modified-Since"] == "Fri, 27 Jun 2025 04:53:20 GMT"
+    assert "If-None-Match" not in headers
+    assert (second.not_modified, second.passages_embedded) == (1, 0)
+
+
 def test_changed_page_is_downloaded_and_replaced_and_new_entries_are_added(site, web_settings, embedder):
     feed = site.url("/feeds/trade")
     run_ingest(web_settings, [feed], embedder=embedder)
