@@ -237,11 +237,13 @@ def _changed_articles(index: Index, items: list[_Item], stored, state: HttpState
 def _without_duplicates(
     index: Index, candidates: list[_Change], live: list[DocState], state: HttpState, report: RunReport
 ) -> list[_Change]:
-    """Keep one copy of each story: a document whose text (word for word or nearly) or canonical URL is already
-    stored under another location, or comes earlier in this run, becomes an alternate of that first copy."""
+    """Keep one copy of each story: a document whose text is already stored under another location, word for word
+    or nearly, or comes earlier in this run, becomes an alternate of that first copy.
+
+    A shared canonical URL alone is not taken as proof: some sites declare their home page canonical everywhere.
+    """
     stored = {f"s{i}": st for i, st in enumerate(live)}
     by_text = {st.text_hash: key for key, st in stored.items()}
-    by_doc_id = {st.doc_id: key for key, st in stored.items()}
     near = NearDuplicates()
     for key, st in stored.items():
         near.add(key, st.minhash)
@@ -250,15 +252,12 @@ def _without_duplicates(
     for i, change in enumerate(candidates):
         a = change.article
         elsewhere = lambda key: _location_of(key, stored, accepted) == a.location  # noqa: E731
-        first = next(
-            (k for k in (by_text.get(a.text_hash), by_doc_id.get(a.doc_id)) if k is not None and not elsewhere(k)),
-            None,
-        ) or near.match(change.minhash, exclude=elsewhere)
+        same = by_text.get(a.text_hash)
+        first = same if same is not None and not elsewhere(same) else near.match(change.minhash, exclude=elsewhere)
         if first is None:
             key = f"c{i}"
             accepted[key] = change
             by_text.setdefault(a.text_hash, key)
-            by_doc_id.setdefault(a.doc_id, key)
             near.add(key, change.minhash)
             changes.append(change)
             continue
