@@ -12,7 +12,9 @@ import base64
 import re
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+
+# datasketch (and the scipy it pulls in) is imported only when there is something to compare: an unchanged run
+# never pays for it.
 
 NUM_PERM = 128
 SCHEME = "affine32"  # 32-bit hash values: stored signatures stay comparable across datasketch versions
@@ -33,12 +35,16 @@ def signature(text: str) -> str:
     grams = shingles(text)
     if len(grams) < MIN_SHINGLES:
         return ""
+    from datasketch import MinHash
+
     m = MinHash(num_perm=NUM_PERM, seed=1, scheme=SCHEME)
     m.update_batch(list(grams))
     return base64.b64encode(m.hashvalues.astype(np.uint32).tobytes()).decode("ascii")
 
 
-def _minhash(encoded: str) -> MinHash:
+def _minhash(encoded: str):
+    from datasketch import MinHash
+
     values = np.frombuffer(base64.b64decode(encoded), dtype=np.uint32)
     return MinHash(num_perm=NUM_PERM, seed=1, hashvalues=values, scheme=SCHEME)
 
@@ -47,8 +53,10 @@ class NearDuplicates:
     """Signatures seen so far, each under a key; `match` finds the key of a near-duplicate of a new text."""
 
     def __init__(self):
+        from datasketch import MinHashLSH
+
         self._lsh = MinHashLSH(threshold=NEAR_DUPLICATE, num_perm=NUM_PERM)
-        self._sigs: dict[str, MinHash] = {}
+        self._sigs: dict = {}
 
     def add(self, key: str, encoded: str) -> None:
         if encoded and key not in self._sigs:

@@ -242,6 +242,8 @@ def _without_duplicates(
 
     A shared canonical URL alone is not taken as proof: some sites declare their home page canonical everywhere.
     """
+    if not candidates:
+        return []
     stored = {f"s{i}": st for i, st in enumerate(live)}
     by_text = {st.text_hash: key for key, st in stored.items()}
     near = NearDuplicates()
