@@ -112,6 +112,8 @@ def _as_feed(resp: Response):
     feed = feedparser.parse(resp.data, response_headers={"content-location": resp.url})
     if feed.get("version") and (feed.entries or not feed.get("bozo")):
         return feed  # entries of a slightly broken feed are still usable; a well-formed one may have none yet
+    if b"<html" in head or "html" in resp.content_type:
+        return None  # an XHTML page: XML, but not a feed
     reason = getattr(feed.get("bozo_exception"), "getMessage", lambda: feed.get("bozo_exception"))()
     raise SourceError(f"{resp.url}: malformed feed: {reason or 'not RSS or Atom'}")
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import make_settings, run_cli
 from ingest.index import Index
 from ingest.sync import run_ingest
-from news_site import BOILERPLATE, MAGNETS, SIGNED, NewsSite, article_page, build_site
+from news_site import BOILERPLATE, MAGNETS, SIGNED, UNDATED, NewsSite, article_page, build_site
 
 FAST = dict(fetch_read_timeout=1, fetch_retries=1, fetch_backoff_seconds=0.01, fetch_max_bytes=1_000_000)
 
@@ -109,9 +109,14 @@ def test_changed_page_is_downloaded_and_replaced_and_new_entries_are_added(site,
 def test_a_single_page_url_and_an_atom_feed_recognised_by_content(site, web_settings, embedder):
     page = site.url("/news/deal-signed")
     atom = site.url("/atom")  # served as text/plain, no extension: only its content says it is a feed
-    report = run_ingest(web_settings, [page, atom], embedder=embedder)
-    assert report.per_source[page]["kind"] == "page" and report.per_source[atom]["kind"] == "feed"
-    assert sorted(stored(web_settings, embedder)) == [page, site.url("/news/magnets")]
+    xhtml = site.url("/news/review.xhtml")  # XML, but a page, not a feed
+    html = article_page("Review of the export arrangement planned", UNDATED, published="2025-08-20", author=None,
+                        canonical=None).replace("<!DOCTYPE html>", '<?xml version="1.0" encoding="utf-8"?>')
+    site.put("/news/review.xhtml", html, content_type="application/xhtml+xml")
+    report = run_ingest(web_settings, [page, atom, xhtml], embedder=embedder)
+    kinds = [report.per_source[s]["kind"] for s in (page, atom, xhtml)]
+    assert kinds == ["page", "feed", "page"] and report.failed == 0
+    assert sorted(stored(web_settings, embedder)) == sorted([page, site.url("/news/magnets"), xhtml])
 
 
 def test_retries_a_server_error_then_succeeds(site, web_settings, embedder):
