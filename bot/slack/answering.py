@@ -74,7 +74,7 @@ def answer_payload(answer: Answer) -> dict:
     return {
         "question": answer.question,
         "answered": answer.answered,
-        "sentences": [[s.text, s.n] for s in answer.sentences],
+        "sentences": [[s.text, s.n, list(s.more)] for s in answer.sentences],
         "citations": [
             {"n": c.n, "doc_id": c.doc_id, "title": c.title, "source": c.source, "quotes": list(c.quotes),
              "url": c.url, "outlet": c.outlet, "published": c.published}
@@ -87,6 +87,6 @@ def answer_from_payload(payload: dict) -> Answer:
     return Answer(
         question=payload["question"],
         answered=payload["answered"],
-        sentences=tuple(Sentence(text, n) for text, n in payload["sentences"]),
+        sentences=tuple(Sentence(s[0], s[1], tuple(s[2]) if len(s) > 2 else ()) for s in payload["sentences"]),
         citations=tuple(Citation(**{**c, "quotes": tuple(c["quotes"])}) for c in payload["citations"]),
     )
