@@ -33,6 +33,7 @@ from .text import terms
 from .types import Answer, Citation, Hit, Sentence
 
 log = logging.getLogger("dealbot.llm")
+log.addHandler(logging.NullHandler())  # the CLI reports fallbacks itself; `dealbot serve` logs them
 
 # Provider packages that dealbot ships an extra for; any other provider's package is installed by hand.
 EXTRAS = {"openai": "langchain_openai", "anthropic": "langchain_anthropic", "ollama": "langchain_ollama"}
@@ -85,15 +86,18 @@ class _TimedOut(Exception):
     pass
 
 
-def neutralise(text: str) -> str:
-    """Text safe to place inside a <passage> tag or its attributes: no tag can be closed or opened from it."""
-    return (text or "").translate(_BRACKETS).replace('"', "&quot;")
+def neutralise(text: str, attribute: bool = False) -> str:
+    """Text safe to place in the prompt: no tag can be closed or opened from it (nor, in an `attribute` value, the
+    value be ended)."""
+    text = (text or "").translate(_BRACKETS)
+    return text.replace('"', "&quot;") if attribute else text
 
 
 def format_passages(hits: Sequence[Hit]) -> str:
     blocks = []
     for i, h in enumerate(hits, 1):
-        attrs = f'id="{i}" title="{neutralise(h.title)}" outlet="{neutralise(h.outlet or "unknown")}" date="{neutralise(h.published or "unknown")}"'
+        title, outlet, date = (neutralise(v, attribute=True) for v in (h.title, h.outlet or "unknown", h.published or "unknown"))
+        attrs = f'id="{i}" title="{title}" outlet="{outlet}" date="{date}"'
         blocks.append(f"<passage {attrs}>\n{neutralise(h.text)}\n</passage>")
     return "\n".join(blocks)
 
@@ -288,13 +292,19 @@ class LLMComposer:
             log.warning("LLM answer not used, giving the offline answer: %s", reason)
             return dataclasses.replace(offline, composer="extractive", fallback_reason=reason)
 
-        citer = Citer(hits)
-        shown = (lambda raw: on_text(citer.display(raw))) if on_text else None
+        citer, last = Citer(hits), [""]
+
+        def shown(raw: str) -> None:
+            text = citer.display(raw)
+            if text != last[0]:  # a marker being written shows nothing new
+                last[0] = text
+                on_text(text)
+
         try:
-            reply = self._generate(self.messages(question, history, hits), shown)
-        except _TimedOut:
-            return fall_back(f"the model did not answer within {self.settings.timeout_seconds:g} s")
+            reply = self._generate(self.messages(question, history, hits), shown if on_text else None)
         except Exception as exc:  # any failure of the provider or the network: the offline answer is the safety net
+            if isinstance(exc, _TimedOut) or "timeout" in type(exc).__name__.lower():
+                return fall_back(f"the model did not answer within {self.settings.timeout_seconds:g} s")
             status = getattr(exc, "status_code", None)
             log.debug("LLM error: %s", scrub(str(exc)))
             return fall_back(f"the model failed: {type(exc).__name__}" + (f" (HTTP {status})" if status else ""))

@@ -13,7 +13,7 @@ from ingest.settings import Settings
 from .answer import compose, uncovered
 from .followup import contextualize
 from .retrieve import Retriever
-from .types import Answer
+from .types import NOT_ASKED, Answer
 
 
 class Pipeline:
@@ -59,7 +59,7 @@ class Pipeline:
         timings = {"retrieve": round((t1 - t0) * 1000, 2), "compose": round((t2 - t1) * 1000, 2)}
         if self.llm is not None and use_llm:
             if reason := uncovered(asked, hits, self.retriever.stats):
-                answer = dataclasses.replace(answer, fallback_reason=f"the model was not asked: {reason}")
+                answer = dataclasses.replace(answer, fallback_reason=f"{NOT_ASKED}: {reason}")
             else:
                 answer = self.llm.answer(question, history, hits, answer, on_text=on_text)
             t3 = time.perf_counter()

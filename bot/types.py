@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 NOT_FOUND = "I couldn't find that in the indexed articles."
+NOT_ASKED = "the model was not asked"  # how a fallback_reason starts when the question was not put to the LLM
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,11 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     composer: str = "extractive"  # who wrote the answer: "extractive" (offline) or "llm"
     fallback_reason: str = ""  # why the LLM's reply was not used, when an LLM is configured and it was not
+
+    @property
+    def model_failed(self) -> bool:
+        """An LLM was asked and its reply could not be used: this is the offline answer instead."""
+        return bool(self.fallback_reason) and not self.fallback_reason.startswith(NOT_ASKED)
 
     @property
     def text(self) -> str:

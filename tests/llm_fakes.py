@@ -18,7 +18,8 @@ What it answers is chosen by the request's model name (`openai:NAME` in DEALBOT_
 * `slow`         -- the cooperative answer after `slow_seconds`.
 * `stall`        -- streams half of the cooperative answer, then waits `slow_seconds` before the rest.
 
-Tests may add their own: `fake.behaviours["name"] = lambda body: "reply text"`. Standard library only.
+Tests may add their own: `fake.behaviours["name"] = lambda body: "reply text"` (raising ConnectionResetError drops
+the connection unanswered). Standard library only.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ _STOP = set("a an the of to in on at for and or but is are was were be been did 
 
 
 def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and len(w) > 1}
+    """Content words, crudely singular ("earths" and "earth" meet)."""
+    return {w.removesuffix("s") for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and len(w) > 1}
 
 
 def prompt_text(body: Json) -> tuple[str, str]:
@@ -107,7 +109,11 @@ class _Handler(BaseHTTPRequestHandler):
         behaviour = fake.behaviours.get(model)
         if behaviour is None:
             return self._json(404, {"error": {"message": f"model {model} not found", "type": "invalid_request_error"}})
-        text = behaviour(body)
+        try:
+            text = behaviour(body)
+        except ConnectionResetError:  # a behaviour's way to drop the connection without answering
+            self.close_connection = True
+            return
         if model == "slow":
             time.sleep(fake.slow_seconds)
         try:
