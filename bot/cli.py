@@ -213,11 +213,13 @@ def status(settings: Settings, as_json: bool):
         "passages": index.count(),
         "sources": dict(sorted(per_source.items())),
         "last_run": runlog.last_run(settings.state_db),
+        "llm_model": settings.llm.model or None,
     }
     if as_json:
         click.echo(json.dumps(info))
         return
     click.echo(f"index:     {info['index']}\nmodel:     {info['model']}")
+    click.echo(f"answers:   {'written by ' + info['llm_model'] if info['llm_model'] else 'offline (extractive)'}")
     click.echo(f"documents: {info['documents']}\npassages:  {info['passages']}")
     for source, n in info["sources"].items():
         click.echo(f"  {n:5} documents from {source}")

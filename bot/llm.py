@@ -147,11 +147,26 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def scrub(text: str) -> str:
-    """`text` without the value of any secret-looking environment variable (API keys, tokens)."""
-    for name, value in os.environ.items():
-        if len(value) >= 8 and re.search(r"KEY|TOKEN|SECRET|PASSWORD", name, re.I):
-            text = text.replace(value, "***")
+def env_secrets() -> set[str]:
+    """The values of secret-looking environment variables (API keys, tokens, passwords)."""
+    return {v for k, v in os.environ.items() if len(v) >= 8 and re.search(r"KEY|TOKEN|SECRET|PASSWORD", k, re.I)}
+
+
+def model_secrets(model) -> set[str]:
+    """The secrets a chat model holds (pydantic SecretStr fields such as openai_api_key)."""
+    found = set()
+    for value in getattr(model, "__dict__", {}).values():
+        if hasattr(value, "get_secret_value"):
+            secret = value.get_secret_value()
+            if isinstance(secret, str) and len(secret) >= 8:
+                found.add(secret)
+    return found
+
+
+def scrub(text: str, secrets: set[str] = frozenset()) -> str:
+    """`text` without any of `secrets` nor the value of a secret-looking environment variable."""
+    for value in sorted(set(secrets) | env_secrets(), key=len, reverse=True):
+        text = text.replace(value, "***")
     return text
 
 
@@ -271,6 +286,7 @@ class LLMComposer:
         self.settings = llm
         self.model = build_model(llm)
         self.prompt = build_prompt()
+        self._secrets = env_secrets() | model_secrets(self.model)  # kept out of every log line
 
     @property
     def name(self) -> str:
@@ -306,7 +322,7 @@ class LLMComposer:
             if isinstance(exc, _TimedOut) or "timeout" in type(exc).__name__.lower():
                 return fall_back(f"the model did not answer within {self.settings.timeout_seconds:g} s")
             status = getattr(exc, "status_code", None)
-            log.debug("LLM error: %s", scrub(str(exc)))
+            log.debug("LLM error: %s", scrub(str(exc), self._secrets))
             return fall_back(f"the model failed: {type(exc).__name__}" + (f" (HTTP {status})" if status else ""))
         if not reply.strip():
             return fall_back("the model's reply was empty")

@@ -14,7 +14,7 @@ What it answers is chosen by the request's model name (`openai:NAME` in DEALBOT_
 * `uncited`      -- an answer without any citation marker.
 * `abstain`      -- "Not in the articles."
 * `empty`        -- an empty reply.
-* `error`        -- HTTP 500 with an OpenAI-style error body.
+* `error`        -- HTTP 500 with an OpenAI-style error body that echoes the API key it was sent.
 * `slow`         -- the cooperative answer after `slow_seconds`.
 * `stall`        -- streams half of the cooperative answer, then waits `slow_seconds` before the rest.
 
@@ -105,7 +105,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
         model = body.get("model", "")
         if model == "error":
-            return self._json(500, {"error": {"message": "the fake model is down", "type": "server_error", "code": None}})
+            # Like some gateways, it echoes the credentials it got: the bot must not pass them on.
+            key = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            return self._json(500, {"error": {"message": f"the fake model is down (key {key})", "type": "server_error"}})
         behaviour = fake.behaviours.get(model)
         if behaviour is None:
             return self._json(404, {"error": {"message": f"model {model} not found", "type": "invalid_request_error"}})

@@ -71,6 +71,7 @@ def test_status_reports_the_index(ingested, data_env):
     assert info["model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert info["sources"] == {str(SAMPLE): 1}
     assert info["last_run"]["added"] == 1
+    assert info["llm_model"] is None
 
 
 def test_bad_setting_is_a_one_line_error(tmp_path):

@@ -142,6 +142,8 @@ def test_every_failure_falls_back_to_the_offline_answer(sample_pipeline, fake_ll
     if model == "stall":
         assert pieces and "Sixty" in pieces[-1]  # half the answer was shown before the model stalled
     assert OPENAI_KEY not in caplog.text and OPENAI_KEY not in json.dumps(answer_dict(answer))
+    if model == "error":
+        assert "(key ***)" in caplog.text  # the provider's message carried the key; the log got it scrubbed
 
 
 def test_a_retry_within_the_deadline_recovers_from_one_error(sample_pipeline, fake_llm):
