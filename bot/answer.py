@@ -59,12 +59,9 @@ class Candidate:
 
 def compose(question: str, hits: list[Hit], stats: CorpusStats, min_score: float) -> Answer:
     """An Answer of 1-3 cited sentences from `hits`, or an abstention when the evidence is weak."""
-    missing = [n for n in named_entities(question) if n.lower() not in stats.vocabulary]
-    if missing:
-        return Answer(question, False, hits=tuple(hits), reason=f"no article mentions {', '.join(missing)}")
+    if reason := uncovered(question, hits, stats):
+        return Answer(question, False, hits=tuple(hits), reason=reason)
     expects = expectation(question)
-    if stats.known_share(expects.question_terms) < MIN_KNOWN_SHARE:
-        return Answer(question, False, hits=tuple(hits), reason="most of what the question asks about is in no article")
     candidates = rank(question, hits, expects, stats)
     if not candidates:
         return Answer(question, False, hits=tuple(hits), reason="nothing retrieved")
@@ -75,6 +72,20 @@ def compose(question: str, hits: list[Hit], stats: CorpusStats, min_score: float
         return Answer(question, False, hits=tuple(hits), evidence=best.evidence, reason=f"no sentence gives a {expects.kind}")
     chosen = _choose(candidates, expects.question_terms)
     return _cite(question, chosen, hits, best.evidence)
+
+
+def uncovered(question: str, hits: list[Hit], stats: CorpusStats) -> str:
+    """Why no article can answer the question whatever its passages say ("" when one might): it names something
+    no article mentions, most of what it asks about is in no article, or nothing was retrieved. The LLM composer
+    is not asked such questions either."""
+    missing = [n for n in named_entities(question) if n.lower() not in stats.vocabulary]
+    if missing:
+        return f"no article mentions {', '.join(missing)}"
+    if stats.known_share(expectation(question).question_terms) < MIN_KNOWN_SHARE:
+        return "most of what the question asks about is in no article"
+    if not hits:
+        return "nothing retrieved"
+    return ""
 
 
 def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStats) -> list[Candidate]:

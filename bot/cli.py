@@ -112,31 +112,80 @@ def _ingest_on_schedule(settings: Settings, sources: list[str] | None, expressio
         run_on_schedule(expression, run, stop)
 
 
+_MODEL_OPTION = click.option(
+    "--model", "llm_model", metavar="PROVIDER:MODEL",
+    help="Answer with this chat model (overrides llm.model, e.g. openai:gpt-4o-mini); '' for the offline answer.",
+)
+
+
+def _with_model(settings: Settings, llm_model: str | None) -> Settings:
+    if llm_model is None:
+        return settings
+    import dataclasses
+
+    return dataclasses.replace(settings, llm=dataclasses.replace(settings.llm, model=llm_model))
+
+
+class _TerminalStream:
+    """Prints the answer as the model writes it, then erases it so the final answer (checked citations, sources)
+    takes its place."""
+
+    def __init__(self, out):
+        self.out, self.printed = out, ""
+
+    def __call__(self, text: str) -> None:
+        if text.startswith(self.printed) and len(text) > len(self.printed):
+            self.out.write(text[len(self.printed):])
+            self.out.flush()
+            self.printed = text
+
+    def erase(self) -> None:
+        if not self.printed:
+            return
+        import shutil
+
+        width = max(1, shutil.get_terminal_size().columns)
+        rows = sum(max(1, -(-len(line) // width)) for line in self.printed.split("\n"))
+        self.out.write("\r" + (f"\x1b[{rows - 1}A" if rows > 1 else "") + "\x1b[J")
+        self.out.flush()
+        self.printed = ""
+
+
 @cli.command()
 @click.argument("question", required=False)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per answer, one line each.")
+@_MODEL_OPTION
 @click.pass_obj
 @_errors_as_cli_errors
-def ask(settings: Settings, question: str | None, as_json: bool):
+def ask(settings: Settings, question: str | None, as_json: bool, llm_model: str | None):
     """Answer QUESTION from the indexed articles, with citations.
 
     Without QUESTION, reads one question per line from stdin and answers each in turn (the model and the index
-    are loaded once).
+    are loaded once). With an LLM configured (llm.model or --model) the answer is printed as it is written when
+    stdout is a terminal; when the model fails, the offline answer is given and the reason goes to stderr.
     """
     from .pipeline import Pipeline
     from .render import answer_json, answer_text
 
     questions = [question] if question is not None else (line.strip() for line in sys.stdin)
-    pipeline = Pipeline(settings)
+    pipeline = Pipeline(_with_model(settings, llm_model))
+    live = pipeline.llm is not None and not as_json and sys.stdout.isatty()
     first = True
     for q in questions:
         if not q:
             continue
-        answer = pipeline.ask(q)
+        if not first and not as_json:
+            click.echo("")
+        stream = _TerminalStream(sys.stdout) if live else None
+        answer = pipeline.ask(q, on_text=stream)
+        if stream is not None:
+            stream.erase()
         if as_json:
             click.echo(answer_json(answer))
         else:
-            click.echo(("" if first else "\n") + answer_text(answer))
+            click.echo(answer_text(answer))
+            if answer.model_failed:
+                click.echo(f"dealbot: offline answer: {answer.fallback_reason}", err=True)
         sys.stdout.flush()
         first = False
 
@@ -146,16 +195,21 @@ def ask(settings: Settings, question: str | None, as_json: bool):
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--calibrate", is_flag=True, help="Also compute the abstention threshold that fits the dev split best.")
 @click.option("--verbose", "-v", is_flag=True, help="List every question with its outcome.")
+@_MODEL_OPTION
 @click.pass_obj
 @_errors_as_cli_errors
-def eval_(settings: Settings, questions: str, as_json: bool, calibrate: bool, verbose: bool):
-    """Score the pipeline on a JSONL question set: hit@k, accuracy, citation accuracy, abstention, latency."""
+def eval_(settings: Settings, questions: str, as_json: bool, calibrate: bool, verbose: bool, llm_model: str | None):
+    """Score the pipeline on a JSONL question set: hit@k, accuracy, citation accuracy, abstention, latency.
+
+    With an LLM configured (llm.model or --model) the LLM's answers are scored, so models can be compared on the
+    same questions; the report counts the answers the LLM wrote and the fallbacks to the offline answer.
+    """
     from .evaluate import calibrate as calibrate_threshold
     from .evaluate import evaluate, load_cases
     from .pipeline import Pipeline
 
     cases = load_cases(questions)
-    pipeline = Pipeline(settings)
+    pipeline = Pipeline(_with_model(settings, llm_model))
     report, outcomes = evaluate(pipeline, cases)
     if calibrate:
         threshold, detail = calibrate_threshold(pipeline, cases)
@@ -173,8 +227,9 @@ def eval_(settings: Settings, questions: str, as_json: bool, calibrate: bool, ve
             f"{part:8} n={r['questions']:3}  hit@k={_f(r['hit_at_k'])}  accuracy={_f(r['accuracy'])}  "
             f"citations={_f(r['citation_accuracy'])}  abstention={_f(r['abstention'])}  "
             f"p50={r['latency_ms_p50']}ms p95={r['latency_ms_p95']}ms  median answer={r['answer_chars_median']} chars"
+            + (f"  llm answers={r['llm_answers']} fallbacks={r['fallbacks']}" if report["llm_model"] else "")
         )
-    click.echo(f"min_score={report['min_score']}")
+    click.echo(f"min_score={report['min_score']}" + (f"  llm.model={report['llm_model']}" if report["llm_model"] else ""))
     if calibrate:
         click.echo(f"calibrated min_score={report['calibrated_min_score']['value']} (dev balanced score "
                    f"{report['calibrated_min_score']['balanced_score']})")
@@ -218,11 +273,13 @@ def status(settings: Settings, as_json: bool):
         "schedule": settings.ingest.schedule or None,
         "sources": sources,
         "last_run": runlog.last_run(settings.state_db),
+        "llm_model": settings.llm.model or None,
     }
     if as_json:
         click.echo(json.dumps(info))
         return
     click.echo(f"index:     {info['index']}\nmodel:     {info['model']}")
+    click.echo(f"answers:   {'written by ' + info['llm_model'] if info['llm_model'] else 'offline (extractive)'}")
     click.echo(f"documents: {info['documents']}\npassages:  {info['passages']}")
     click.echo(f"schedule:  {info['schedule'] or 'none (run `dealbot ingest` yourself)'}")
     from .render import display_source, report_line

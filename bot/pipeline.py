@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ingest.embed import Embedder
 from ingest.index import Index
 from ingest.settings import Settings
 
-from .answer import compose
+from .answer import compose, uncovered
 from .followup import contextualize
 from .retrieve import Retriever
-from .types import Answer
+from .types import NOT_ASKED, Answer
 
 
 class Pipeline:
-    """Opens the index and loads the model once; then answers any number of questions."""
+    """Opens the index and loads the model once; then answers any number of questions.
+
+    With `llm.model` set, answers are written by that chat model (bot/llm.py), the offline answer standing by.
+    """
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings
+        self.llm = None
+        if settings.llm.model:  # first: a bad LLM setting fails before the model and index are loaded
+            from .llm import LLMComposer
+
+            self.llm = LLMComposer(settings.llm)
         self.embedder = embedder or Embedder(settings.embedding.batch_size, cache_dir=settings.data_dir / "models")
         self.index = Index(settings, self.embedder.name, self.embedder.dimensions)
         self.index.require()
@@ -31,8 +39,20 @@ class Pipeline:
         """Read the index again: after an ingest run in this process, the next question sees the new articles."""
         self.retriever.reload()
 
-    def ask(self, question: str, history: Sequence[str] = (), min_score: float | None = None) -> Answer:
-        """Answer `question`; `history` holds the earlier questions of the conversation, oldest first."""
+    def ask(
+        self,
+        question: str,
+        history: Sequence[str] = (),
+        min_score: float | None = None,
+        on_text: Callable[[str], None] | None = None,
+        use_llm: bool = True,
+    ) -> Answer:
+        """Answer `question`; `history` holds the earlier questions of the conversation, oldest first.
+
+        With an LLM configured (and `use_llm`), `on_text` is called with the answer so far as the model writes it
+        (citation markers already renumbered); the Answer returned is final and may differ (checked citations, or
+        the offline answer when the model failed).
+        """
         threshold = self.settings.retrieval.min_score if min_score is None else min_score
         t0 = time.perf_counter()
         asked = self.retriever.stats.correct_spelling(contextualize(question, history))
@@ -40,9 +60,14 @@ class Pipeline:
         t1 = time.perf_counter()
         answer = dataclasses.replace(compose(asked, hits, self.retriever.stats, threshold), question=question)
         t2 = time.perf_counter()
-        timings = {
-            "retrieve": round((t1 - t0) * 1000, 2),
-            "compose": round((t2 - t1) * 1000, 2),
-            "total": round((t2 - t0) * 1000, 2),
-        }
+        timings = {"retrieve": round((t1 - t0) * 1000, 2), "compose": round((t2 - t1) * 1000, 2)}
+        if self.llm is not None and use_llm:
+            if reason := uncovered(asked, hits, self.retriever.stats):
+                answer = dataclasses.replace(answer, fallback_reason=f"{NOT_ASKED}: {reason}")
+            else:
+                answer = self.llm.answer(question, history, hits, answer, on_text=on_text)
+            t3 = time.perf_counter()
+            timings["generate"] = round((t3 - t2) * 1000, 2)
+            t2 = t3
+        timings["total"] = round((t2 - t0) * 1000, 2)
         return dataclasses.replace(answer, timings_ms=timings)

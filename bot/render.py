@@ -54,6 +54,8 @@ def answer_dict(answer: Answer) -> dict:
         ],
         "evidence": round(answer.evidence, 4),
         "reason": answer.reason or None,
+        "composer": answer.composer,
+        "fallback_reason": answer.fallback_reason or None,
         "timings_ms": answer.timings_ms,
     }
 

@@ -44,6 +44,17 @@ class SlackSettings:
     allowed_channels: tuple[str, ...] = ()
     max_question_chars: int = 1000
     workers: int = 4
+    stream_interval_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    model: str = ""  # LangChain's "provider:model"; empty means the offline (extractive) answer
+    base_url: str = ""
+    temperature: float = 0.0
+    max_tokens: int = 400
+    timeout_seconds: float = 30.0
+    max_retries: int = 1
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,7 @@ class Settings:
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     slack: SlackSettings = field(default_factory=SlackSettings)
+    llm: LLMSettings = field(default_factory=LLMSettings)
 
     def source(self, location: str) -> SourceSpec:
         """The configured source at `location` with its options, or a bare one for a location given ad hoc."""

@@ -73,6 +73,7 @@ def test_status_reports_the_index(ingested, data_env):
     assert (source["location"], source["kind"], source["documents"], source["configured"]) == (str(SAMPLE), "folder", 1, True)
     assert source["last_run"]["added"] == 1 and source["last_run"]["error"] is None
     assert info["last_run"]["added"] == 1
+    assert info["llm_model"] is None
 
 
 def test_bad_setting_is_a_one_line_error(tmp_path):

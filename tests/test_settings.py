@@ -91,3 +91,27 @@ def test_sources_mix_paths_urls_and_tables_with_options(tmp_path):
     assert not feed.wants("https://wire.example.com/trade/video/clip")
     assert s.source(feed.location) is feed and s.source("https://other.example.com/").name == ""
     assert s.ingest.schedule == "*/30 * * * *"
+
+
+def test_llm_settings_come_from_the_llm_section_and_its_environment_variables():
+    s = load_settings(env={})
+    assert s.llm.model == "" and s.llm.base_url == "" and s.llm.timeout_seconds > 0
+    s = load_settings(env={"DEALBOT_LLM_MODEL": "ollama:llama3.2", "DEALBOT_LLM_BASE_URL": "http://127.0.0.1:11434",
+                           "DEALBOT_LLM_TIMEOUT_SECONDS": "7.5", "DEALBOT_LLM_MAX_TOKENS": "300",
+                           "DEALBOT_SLACK_STREAM_INTERVAL_SECONDS": "2"})
+    assert (s.llm.model, s.llm.base_url, s.llm.timeout_seconds, s.llm.max_tokens) == (
+        "ollama:llama3.2", "http://127.0.0.1:11434", 7.5, 300)
+    assert s.slack.stream_interval_seconds == 2.0
+    with pytest.raises(SettingsError, match="DEALBOT_LLM_TEMPERATURE = 'hot' is invalid"):
+        load_settings(env={"DEALBOT_LLM_TEMPERATURE": "hot"})
+
+
+def test_the_offline_path_never_imports_langchain():
+    import subprocess
+    import sys
+
+    code = ("import sys, bot.cli, bot.pipeline, bot.evaluate, bot.slack.app; "
+            "print(sorted(m for m in sys.modules if m.startswith('langchain')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
