@@ -85,13 +85,9 @@ def compose(question: str, hits: list[Hit], stats: CorpusStats, min_score: float
 
 
 def _compose(question: str, hits: list[Hit], stats: CorpusStats, min_score: float):
-    missing = [n for n in named_entities(question) if n.lower() not in stats.vocabulary]
-    if missing:
-        return Answer(question, False, hits=tuple(hits), reason=f"no article mentions {', '.join(missing)}"), [], []
-    expects = expectation(question)
-    if stats.known_share(expects.question_terms) < MIN_KNOWN_SHARE:
-        reason = "most of what the question asks about is in no article"
+    if reason := uncovered(question, hits, stats):
         return Answer(question, False, hits=tuple(hits), reason=reason), [], []
+    expects = expectation(question)
     candidates = rank(question, hits, expects, stats)
     if not candidates:
         return Answer(question, False, hits=tuple(hits), reason="nothing retrieved"), [], []
@@ -107,6 +103,20 @@ def _compose(question: str, hits: list[Hit], stats: CorpusStats, min_score: floa
         return Answer(question, False, hits=tuple(hits), evidence=best.evidence, reason=reason), candidates, []
     chosen = _choose(candidates, expects)
     return _cite(question, chosen, hits, best.evidence), candidates, chosen
+
+
+def uncovered(question: str, hits: list[Hit], stats: CorpusStats) -> str:
+    """Why no article can answer the question whatever its passages say ("" when one might): it names something
+    no article mentions, most of what it asks about is in no article, or nothing was retrieved. The LLM composer
+    is not asked such questions either."""
+    missing = [n for n in named_entities(question) if n.lower() not in stats.vocabulary]
+    if missing:
+        return f"no article mentions {', '.join(missing)}"
+    if stats.known_share(expectation(question).question_terms) < MIN_KNOWN_SHARE:
+        return "most of what the question asks about is in no article"
+    if not hits:
+        return "nothing retrieved"
+    return ""
 
 
 def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStats) -> list[Candidate]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from contextlib import contextmanager
 import sys
 from collections import Counter
 from pathlib import Path
@@ -12,7 +13,7 @@ import click
 
 from ingest.index import IndexAccessError
 from ingest.lock import LockHeld
-from ingest.settings import Settings, SettingsError, load_settings
+from ingest.settings import Settings, SettingsError, load_settings, source_spec
 
 from .evaluate import EvalFileError
 
@@ -41,28 +42,35 @@ def cli(ctx: click.Context, config: Path | None):
 
 
 @cli.command()
-@click.option("--source", "sources", multiple=True, help="File or folder to sync instead of the configured sources (repeatable).")
+@click.option("--source", "sources", multiple=True, help="File, folder, page URL or feed URL to sync instead of the configured sources (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as one JSON object on the last line.")
+@click.option("--schedule", metavar="CRON", help='Run now and then on this cron expression, e.g. "*/30 * * * *", until stopped.')
 @click.pass_obj
 @_errors_as_cli_errors
-def ingest(settings: Settings, sources: tuple[str, ...], as_json: bool):
+def ingest(settings: Settings, sources: tuple[str, ...], as_json: bool, schedule: str | None):
     """Sync sources into the index and print a run report.
 
-    Unchanged files are skipped without embedding, changed ones replaced, vanished ones removed (only from the
-    source being synced). A file that cannot be read is reported and skipped. Exits non-zero when every source
-    failed.
-    """
-    from ingest.sync import run_ingest
+    Unchanged documents are skipped without embedding (web pages are asked for conditionally, so an unchanged one
+    costs a 304), changed ones replaced, files gone from a folder removed (only from the source being synced). A
+    document that cannot be read or fetched is reported and skipped. Exits non-zero when every source failed.
 
+    With --schedule, runs forever, logging one line per run; Ctrl-C or SIGTERM stops it between two steps.
+    """
     chosen = [s if "://" in s else str(Path(s).resolve()) for s in sources] or None
     if chosen is None and not settings.sources:
         raise click.ClickException("no sources configured: pass --source PATH or set `sources` in the configuration")
+    for location in chosen or ():
+        source_spec(location, Path.cwd(), "--source")  # only http(s) URLs; a clear error otherwise
+    if schedule is not None:
+        _ingest_on_schedule(settings, chosen, schedule)
+        return
+    from ingest.sync import run_ingest
+
     report = run_ingest(settings, chosen, progress=not as_json and sys.stderr.isatty()).to_dict()
     from .render import report_text
 
     click.echo(json.dumps(report) if as_json else report_text(report))
-    unusable = sum(1 for f in report["failures"] if f["location"] in report["sources"])
-    if report["sources"] and unusable == len(report["sources"]):
+    if report["per_source"] and all(s["error"] for s in report["per_source"].values()):
         sys.exit(1)
 
 
@@ -78,6 +86,81 @@ def _date_option(end: bool):
             raise click.BadParameter(str(exc)) from None
 
     return convert
+def _ingest_on_schedule(settings: Settings, sources: list[str] | None, expression: str) -> None:
+    import logging
+    import signal
+    import threading
+    from contextlib import nullcontext
+
+    from croniter import croniter
+
+    from ingest.embed import Embedder
+    from ingest.lock import WriterLock
+    from ingest.schedule import run_on_schedule
+    from ingest.sync import run_ingest
+
+    from .render import report_line
+
+    if not croniter.is_valid(expression):
+        raise click.ClickException(f"--schedule {expression!r} is not a cron expression (e.g. '*/30 * * * *')")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z")
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        if stop.is_set():  # asked twice: stop now (the index stays consistent either way)
+            raise SystemExit(130)
+        logging.getLogger("dealbot.schedule").info("stopping after the current step (again to stop at once)")
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    embedder = Embedder(batch_size=settings.embedding.batch_size)
+    # In embedded mode this process owns the store for as long as it runs: a second writer is refused at once.
+    with nullcontext() if settings.server_mode else WriterLock(settings.data_dir):
+
+        def run() -> str:
+            return report_line(run_ingest(settings, sources, embedder=embedder, stop=stop, lock_held=True).to_dict())
+
+        run_on_schedule(expression, run, stop)
+
+
+_MODEL_OPTION = click.option(
+    "--model", "llm_model", metavar="PROVIDER:MODEL",
+    help="Answer with this chat model (overrides llm.model, e.g. openai:gpt-4o-mini); '' for the offline answer.",
+)
+
+
+def _with_model(settings: Settings, llm_model: str | None) -> Settings:
+    if llm_model is None:
+        return settings
+    import dataclasses
+
+    return dataclasses.replace(settings, llm=dataclasses.replace(settings.llm, model=llm_model))
+
+
+class _TerminalStream:
+    """Prints the answer as the model writes it, then erases it so the final answer (checked citations, sources)
+    takes its place."""
+
+    def __init__(self, out):
+        self.out, self.printed = out, ""
+
+    def __call__(self, text: str) -> None:
+        if text.startswith(self.printed) and len(text) > len(self.printed):
+            self.out.write(text[len(self.printed):])
+            self.out.flush()
+            self.printed = text
+
+    def erase(self) -> None:
+        if not self.printed:
+            return
+        import shutil
+
+        width = max(1, shutil.get_terminal_size().columns)
+        rows = sum(max(1, -(-len(line) // width)) for line in self.printed.split("\n"))
+        self.out.write("\r" + (f"\x1b[{rows - 1}A" if rows > 1 else "") + "\x1b[J")
+        self.out.flush()
+        self.printed = ""
 
 
 @cli.command()
@@ -92,14 +175,21 @@ def _date_option(end: bool):
 @click.option("--until", callback=_date_option(True), help="Only articles published on or before this date.")
 @click.option("--source", "sources", multiple=True, help="Only articles from this outlet, file or URL (matched by "
               "substring; repeatable).")
+@_MODEL_OPTION
 @click.pass_obj
 @_errors_as_cli_errors
-def ask(settings: Settings, question: str | None, as_json: bool, explain: bool, chat: bool, since, until, sources):
+def ask(
+    settings: Settings, question: str | None, as_json: bool, explain: bool, chat: bool, since, until, sources,
+    llm_model: str | None,
+):
     """Answer QUESTION from the indexed articles, with citations.
 
     Without QUESTION: at a terminal, an interactive conversation (type a question, then follow-ups; an empty
     line or Ctrl-D ends it, /new starts over). From a pipe, one question per line, each answered on its own,
     unless --chat makes the lines one conversation. The model and the index are loaded once.
+
+    With an LLM configured (llm.model or --model) the answer is printed as it is written when stdout is a terminal;
+    when the model fails, the offline answer is given and the reason goes to stderr.
     """
     from .pipeline import Pipeline
     from .render import answer_json, answer_text, explain_text
@@ -108,7 +198,8 @@ def ask(settings: Settings, question: str | None, as_json: bool, explain: bool, 
     filters = Filters(since, until, tuple(sources))
     interactive = question is None and sys.stdin.isatty()
     conversation = chat or interactive
-    pipeline = Pipeline(settings)
+    pipeline = Pipeline(_with_model(settings, llm_model))
+    live = pipeline.llm is not None and not as_json and sys.stdout.isatty()
     history: list = []
 
     def lines():
@@ -139,7 +230,14 @@ def ask(settings: Settings, question: str | None, as_json: bool, explain: bool, 
         if conversation and q == "/new":
             history.clear()
             continue
-        answer = pipeline.answer(q, history if conversation else (), filters=filters or None, explain=explain)
+        if not first and not as_json:
+            click.echo("")
+        stream = _TerminalStream(sys.stdout) if live else None
+        answer = pipeline.answer(
+            q, history if conversation else (), filters=filters or None, explain=explain, on_text=stream
+        )
+        if stream is not None:
+            stream.erase()
         if conversation:
             history.append(answer)
         if as_json:
@@ -150,7 +248,9 @@ def ask(settings: Settings, question: str | None, as_json: bool, explain: bool, 
                 text = f"(read as: {answer.asked})\n{text}"
             if explain:
                 text += "\n\n" + explain_text(answer)
-            click.echo(("" if first else "\n") + text)
+            click.echo(text)
+            if answer.model_failed:
+                click.echo(f"dealbot: offline answer: {answer.fallback_reason}", err=True)
         sys.stdout.flush()
         first = False
 
@@ -162,17 +262,25 @@ def ask(settings: Settings, question: str | None, as_json: bool, explain: bool, 
               "(the passage nearest the question as the answer) and show the margin.")
 @click.option("--calibrate", is_flag=True, help="Also compute the abstention threshold that fits the dev split best.")
 @click.option("--verbose", "-v", is_flag=True, help="List every question with its outcome.")
+@_MODEL_OPTION
 @click.pass_obj
 @_errors_as_cli_errors
-def eval_(settings: Settings, questions: str, as_json: bool, compare: str | None, calibrate: bool, verbose: bool):
+def eval_(
+    settings: Settings, questions: str, as_json: bool, compare: str | None, calibrate: bool, verbose: bool,
+    llm_model: str | None,
+):
     """Score the pipeline on a JSONL question set (or a folder of them): hit@k, accuracy, citation accuracy,
-    abstention, answer length and latency, for the dev and held-out splits separately."""
+    abstention, answer length and latency, for the dev and held-out splits separately.
+
+    With an LLM configured (llm.model or --model) the LLM's answers are scored, so models can be compared on the
+    same questions; the report counts the answers the LLM wrote and the fallbacks to the offline answer.
+    """
     from .evaluate import calibrate as calibrate_threshold
     from .evaluate import evaluate, load_cases
     from .pipeline import Pipeline
 
     cases = load_cases(questions)
-    pipeline = Pipeline(settings)
+    pipeline = Pipeline(_with_model(settings, llm_model))
     report, outcomes = evaluate(pipeline, cases)
     if compare:
         report[compare], _ = evaluate(pipeline, cases, system=compare)
@@ -193,6 +301,7 @@ def eval_(settings: Settings, questions: str, as_json: bool, compare: str | None
                 f"{system:8} {part:8} n={r['questions']:3}  hit@k={_f(r['hit_at_k'])}  accuracy={_f(r['accuracy'])}  "
                 f"citations={_f(r['citation_accuracy'])}  abstention={_f(r['abstention'])}  "
                 f"p50={r['latency_ms_p50']}ms p95={r['latency_ms_p95']}ms  median answer={r['answer_chars_median']} chars"
+                + (f"  llm answers={r['llm_answers']} fallbacks={r['fallbacks']}" if rep.get("llm_model") else "")
             )
     if compare:
         for part in [k for k in ("dev", "heldout", "overall") if isinstance(report.get(k), dict)]:
@@ -202,7 +311,7 @@ def eval_(settings: Settings, questions: str, as_json: bool, compare: str | None
                 for name, key in (("accuracy", "accuracy"), ("citations", "citation_accuracy"), ("abstention", "abstention"))
             )
             click.echo(f"margin   {part:8} dealbot - {compare}: {margins}")
-    click.echo(f"min_score={report['min_score']}")
+    click.echo(f"min_score={report['min_score']}" + (f"  llm.model={report['llm_model']}" if report["llm_model"] else ""))
     if calibrate:
         click.echo(f"calibrated min_score={report['calibrated_min_score']['value']} (dev balanced score "
                    f"{report['calibrated_min_score']['balanced_score']})")
@@ -221,36 +330,62 @@ def _margin(a: float | None, b: float | None) -> str:
 @click.pass_obj
 @_errors_as_cli_errors
 def status(settings: Settings, as_json: bool):
-    """What the index holds: documents, passages, sources, the last run and the model."""
+    """What the index holds: documents, passages, the model, the last run, and each source's last run and errors."""
     from ingest import runlog
     from ingest.embed import DIMENSIONS, MODEL_NAME
     from ingest.index import Index
 
     index = Index(settings, MODEL_NAME, DIMENSIONS)
-    states = index.doc_states()
-    per_source = Counter(s.source for s in states if s.complete)
+    states = [s for s in index.doc_states() if s.complete]
+    documents = Counter(s.source for s in {(s.source, s.location): s for s in states}.values())
+    runs = runlog.last_source_runs(settings.state_db)
+    locations = [s.location for s in settings.sources] + sorted((set(documents) | set(runs)) - {s.location for s in settings.sources})
+    sources = []
+    for location in locations:
+        spec, run = settings.source(location), runs.get(location)
+        sources.append({
+            "location": location,
+            "name": spec.label,
+            "configured": any(s.location == location for s in settings.sources),
+            "kind": run["kind"] if run else ("web" if spec.is_url else "folder"),
+            "documents": documents.get(location, 0),
+            "last_run": run,
+        })
     info = {
         "index": index.where,
         "model": MODEL_NAME,
         "documents": len({(s.source, s.location) for s in states}),
         "passages": index.count(),
-        "sources": dict(sorted(per_source.items())),
+        "schedule": settings.ingest.schedule or None,
+        "sources": sources,
         "last_run": runlog.last_run(settings.state_db),
+        "llm_model": settings.llm.model or None,
     }
     if as_json:
         click.echo(json.dumps(info))
         return
     click.echo(f"index:     {info['index']}\nmodel:     {info['model']}")
+    click.echo(f"answers:   {'written by ' + info['llm_model'] if info['llm_model'] else 'offline (extractive)'}")
     click.echo(f"documents: {info['documents']}\npassages:  {info['passages']}")
-    for source, n in info["sources"].items():
-        click.echo(f"  {n:5} documents from {source}")
-    run = info["last_run"]
-    if run:
-        from .render import report_text
+    click.echo(f"schedule:  {info['schedule'] or 'none (run `dealbot ingest` yourself)'}")
+    from .render import display_source, report_line
 
-        click.echo(f"last run:  {run['finished']}: " + report_text(run))
-    else:
-        click.echo("last run:  never")
+    run = info["last_run"]
+    click.echo(f"last run:  {run['finished']}: {report_line(run)}" if run else "last run:  never")
+    for src in sources:
+        name = src["name"] if src["name"] != src["location"] else display_source(src["location"])
+        note = "" if src["configured"] else ", not configured any more"
+        click.echo(f"\n{name} ({src['kind']}{note}): {src['documents']} documents")
+        last = src["last_run"]
+        if not last:
+            click.echo("  never run")
+            continue
+        counts = ", ".join(f"{last[k]} {k.replace('_', ' ')}" for k in ("added", "updated", "unchanged", "removed", "duplicates", "failed", "not_modified") if last.get(k))
+        click.echo(f"  last run {last['finished']}: {counts or 'nothing to do'}")
+        if last["error"]:
+            click.echo(f"  error: {last['error']}")
+        for f in [f for f in last["failures"] if f["location"] != src["location"]]:
+            click.echo(f"  failed: {f['location']}: {f['reason']}")
 
 
 @cli.command()
@@ -268,8 +403,8 @@ def serve(settings: Settings, http_mode: bool, host: str, port: int):
     """
     import logging
     import os
+    import signal
 
-    from .pipeline import Pipeline
     from .slack.app import SlackConfigError, create_app, secrets_from_env
     from .slack.server import make_http_server, serve_socket_mode
 
@@ -279,14 +414,83 @@ def serve(settings: Settings, http_mode: bool, host: str, port: int):
         secrets = secrets_from_env(http=http_mode)
     except SlackConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    app = create_app(settings, Pipeline(settings), secrets)
-    if http_mode:
-        server = make_http_server(app, host, port)
-        click.echo(f"dealbot: serving Slack at http://{host}:{server.effective_port}/slack/events", err=True)
-        server.run()
-    else:
-        click.echo("dealbot: connecting to Slack in Socket Mode", err=True)
-        serve_socket_mode(app, secrets.app_token)
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt  # unwinds the server loop; the schedule then stops between two steps
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    with _store_owner(settings) as pipeline:
+        app = create_app(settings, pipeline, secrets)
+        try:
+            if http_mode:
+                server = make_http_server(app, host, port)
+                click.echo(f"dealbot: serving Slack at http://{host}:{server.effective_port}/slack/events", err=True)
+                server.run()
+            else:
+                click.echo("dealbot: connecting to Slack in Socket Mode", err=True)
+                serve_socket_mode(app, secrets.app_token)
+        except KeyboardInterrupt:
+            click.echo("dealbot: stopping", err=True)
+
+
+@contextmanager
+def _store_owner(settings: Settings):
+    """The Pipeline that `serve` answers from, with the configured ingest schedule running beside it.
+
+    With the embedded store this process owns it for as long as it runs (the writer lock: a stand-alone
+    `dealbot ingest` is refused) and runs the schedule in a background thread; after each run the bot answers
+    from the new articles. With a Chroma server, ingest runs elsewhere and the bot notices changes by itself.
+    """
+    import logging
+    import threading
+
+    from ingest.embed import Embedder
+    from ingest.index import Index
+    from ingest.lock import WriterLock
+    from ingest.schedule import run_on_schedule
+    from ingest.sync import run_ingest
+
+    from .pipeline import Pipeline
+    from .render import report_line
+
+    log = logging.getLogger("dealbot.schedule")
+    expression = settings.ingest.schedule
+    if settings.server_mode:
+        if expression:
+            log.info("ingest.schedule is not run by `serve` with a Chroma server: run `dealbot ingest --schedule` "
+                     "or a cron job against the server")
+        yield Pipeline(settings)
+        return
+    lock = WriterLock(settings.data_dir).acquire()
+    stop = threading.Event()
+    thread = None
+    try:
+        embedder = Embedder(settings.embedding.batch_size, cache_dir=settings.data_dir / "models")
+        first_done = False
+        if expression and Index(settings, embedder.name, embedder.dimensions).collection is None:
+            log.info("the index is empty: ingesting before serving")
+            log.info("ingest %s", report_line(run_ingest(settings, embedder=embedder, lock_held=True).to_dict()))
+            first_done = True
+        pipeline = Pipeline(settings, embedder)
+        if expression:
+
+            def run() -> str:
+                report = run_ingest(settings, embedder=embedder, stop=stop, lock_held=True)
+                if report.added or report.updated or report.removed or report.duplicates:
+                    pipeline.refresh()
+                return report_line(report.to_dict())
+
+            thread = threading.Thread(
+                target=run_on_schedule, args=(expression, run, stop, not first_done), name="dealbot-ingest", daemon=True
+            )
+            thread.start()
+            log.info("ingest schedule %r running in this process", expression)
+        yield pipeline
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=120)
+        lock.release()
 
 
 @cli.command()

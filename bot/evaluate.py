@@ -109,6 +109,8 @@ def score(outcomes: list[Outcome]) -> dict:
         "citation_accuracy": ratio(sum(o.cited for o in answered), len(answered)),
         "abstention": ratio(sum(not o.answer.answered for o in unanswerable), len(unanswerable)),
         "answer_chars_median": statistics.median(lengths) if lengths else None,
+        "llm_answers": sum(o.answer.composer == "llm" for o in outcomes),
+        "fallbacks": sum(o.answer.model_failed for o in outcomes),
         "latency_ms_p50": _percentile(latencies, 0.50),
         "latency_ms_p95": _percentile(latencies, 0.95),
     }
@@ -150,6 +152,7 @@ def evaluate(
     for split in sorted({c.split for c in cases}):
         report[split] = score([o for o in outcomes if o.case.split == split])
     report["min_score"] = pipeline.settings.retrieval.min_score if min_score is None else min_score
+    report["llm_model"] = pipeline.settings.llm.model if pipeline.llm is not None else None
     return report, outcomes
 
 
@@ -157,11 +160,11 @@ def calibrate(pipeline: Pipeline, cases: list[Case]) -> tuple[float, dict]:
     """The abstention threshold that best separates answers from non-answers on the dev split.
 
     Each answerable question contributes its evidence when the composer's answer is correct at threshold 0; each
-    unanswerable one its evidence. The threshold maximises the mean of accuracy and abstention, taking the middle
+    unanswerable one its evidence. The threshold applies to the offline answer, so the LLM is not asked here. The threshold maximises the mean of accuracy and abstention, taking the middle
     of the best interval so it is not on the edge of one question.
     """
     dev = [c for c in cases if c.split == "dev"] or cases
-    outcomes = [Outcome(c, pipeline.ask(c.question, min_score=0.0)) for c in dev]
+    outcomes = [Outcome(c, pipeline.ask(c.question, min_score=0.0, use_llm=False)) for c in dev]
     good = [o.answer.evidence for o in outcomes if o.case.answerable and o.correct]
     bad = [o.answer.evidence for o in outcomes if not o.case.answerable and o.answer.answered]
     n_ans = sum(o.case.answerable for o in outcomes) or 1

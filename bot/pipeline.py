@@ -5,24 +5,32 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ingest.embed import Embedder
 from ingest.index import Index
 from ingest.settings import Settings
 
-from .answer import compose
+from .answer import compose, uncovered
 from .dates import question_window
 from .followup import contextualize
 from .retrieve import Filters, Retriever
-from .types import Answer
+from .types import NOT_ASKED, Answer
 
 
 class Pipeline:
-    """Opens the index and loads the model once; then answers any number of questions."""
+    """Opens the index and loads the model once; then answers any number of questions.
+
+    With `llm.model` set, answers are written by that chat model (bot/llm.py), the offline answer standing by.
+    """
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings
+        self.llm = None
+        if settings.llm.model:  # first: a bad LLM setting fails before the model and index are loaded
+            from .llm import LLMComposer
+
+            self.llm = LLMComposer(settings.llm)
         self.embedder = embedder or Embedder(settings.embedding.batch_size, cache_dir=settings.data_dir / "models")
         self.index = Index(settings, self.embedder.name, self.embedder.dimensions)
         self.index.require()
@@ -31,7 +39,8 @@ class Pipeline:
 
     def refresh(self) -> None:
         """Rebuild everything derived from the index (passages, corpus statistics, BM25): call after an ingest run
-        in this process. Other processes' writes are picked up by the retriever itself."""
+        in this process, and the next question sees the new articles. Other processes' writes are picked up by the
+        retriever itself."""
         self.retriever.reload()
 
     def answer(self, question: str, history: Sequence[str | Answer] = (), **options) -> Answer:
@@ -44,12 +53,19 @@ class Pipeline:
         question: str,
         history: Sequence[str | Answer] = (),
         min_score: float | None = None,
+        on_text: Callable[[str], None] | None = None,
+        use_llm: bool = True,
         filters: Filters | None = None,
         explain: bool = False,
     ) -> Answer:
         """Answer `question`; `history` holds the earlier turns of the conversation, oldest first (questions or
         Answers); `filters` restrict the articles it may be answered from; `explain` adds the composer's
-        reasoning to the Answer."""
+        reasoning to the Answer.
+
+        With an LLM configured (and `use_llm`), `on_text` is called with the answer so far as the model writes it
+        (citation markers already renumbered); the Answer returned is final and may differ (checked citations, or
+        the offline answer when the model failed).
+        """
         threshold = self.settings.retrieval.min_score if min_score is None else min_score
         t0 = time.perf_counter()
         asked = self.retriever.stats.correct_spelling(contextualize(question, history))
@@ -70,9 +86,15 @@ class Pipeline:
         t1 = time.perf_counter()
         answer = dataclasses.replace(compose(asked, hits, self.retriever.stats, threshold, explain=explain), question=question)
         t2 = time.perf_counter()
-        timings = {
-            "retrieve": round((t1 - t0) * 1000, 2),
-            "compose": round((t2 - t1) * 1000, 2),
-            "total": round((t2 - t0) * 1000, 2),
-        }
+        timings = {"retrieve": round((t1 - t0) * 1000, 2), "compose": round((t2 - t1) * 1000, 2)}
+        if self.llm is not None and use_llm:
+            if reason := uncovered(asked, hits, self.retriever.stats):
+                answer = dataclasses.replace(answer, fallback_reason=f"{NOT_ASKED}: {reason}")
+            else:
+                earlier = [h if isinstance(h, str) else (h.asked or h.question) for h in history]
+                answer = self.llm.answer(question, earlier, hits, answer, on_text=on_text)
+            t3 = time.perf_counter()
+            timings["generate"] = round((t3 - t2) * 1000, 2)
+            t2 = t3
+        timings["total"] = round((t2 - t0) * 1000, 2)
         return dataclasses.replace(answer, timings_ms=timings, asked=asked, filters=combined.describe())

@@ -93,6 +93,8 @@ def _answer_dict(answer: Answer) -> dict:
         ],
         "evidence": round(answer.evidence, 4),
         "reason": answer.reason or None,
+        "composer": answer.composer,
+        "fallback_reason": answer.fallback_reason or None,
         "timings_ms": answer.timings_ms,
     }
 
@@ -101,11 +103,19 @@ def answer_json(answer: Answer, explain: bool = False) -> str:
     return json.dumps(answer_dict(answer, explain), ensure_ascii=False)
 
 
-def report_text(report: dict) -> str:
-    lines = [
+def report_line(report: dict) -> str:
+    """A run report in one line: what the schedule logs per run."""
+    line = (
         f"{report['added']} added, {report['updated']} updated, {report['unchanged']} unchanged, "
         f"{report['removed']} removed, {report['duplicates']} duplicates, {report['failed']} failed; "
         f"{report['passages_embedded']} passages embedded in {report['seconds']:.1f}s"
-    ]
+    )
+    if report.get("fetched") or report.get("not_modified"):
+        line += f"; {report['fetched']} pages downloaded, {report['not_modified']} not modified"
+    return line + ("; stopped early" if report.get("stopped") else "")
+
+
+def report_text(report: dict) -> str:
+    lines = [report_line(report)]
     lines += [f"  failed: {f['location']}: {f['reason']}" for f in report["failures"]]
     return "\n".join(lines)

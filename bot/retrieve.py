@@ -190,7 +190,7 @@ class Retriever:
     def reload(self) -> None:
         import bm25s
 
-        rows = self.index.rows()
+        rows = self.index.passages()
         self.passages = {row.id: _stored(row) for row in rows}
         self.stats = CorpusStats.from_rows(rows)
         self._ids = list(self.passages)

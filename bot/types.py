@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 NOT_FOUND = "I couldn't find that in the indexed articles."
+NOT_ASKED = "the model was not asked"  # how a fallback_reason starts when the question was not put to the LLM
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,25 @@ class Citation:
 
 @dataclass(frozen=True)
 class Sentence:
-    """One sentence of an answer and the citation marker that follows it."""
+    """One sentence of an answer and the citation marker(s) that follow it.
+
+    `n` is the citation the sentence rests on; an LLM's sentence may rest on more (`more`). A sentence with n == 0
+    cites nothing: only an LLM's statement that the articles do not say something is kept that way.
+    """
 
     text: str
     n: int
+    more: tuple[int, ...] = ()
+
+    @property
+    def numbers(self) -> tuple[int, ...]:
+        return ((self.n,) if self.n else ()) + self.more
+
+    @property
+    def marked(self) -> str:
+        """The sentence followed by its markers, e.g. "The deal was signed. [1]"."""
+        markers = "".join(f"[{k}]" for k in self.numbers)
+        return f"{self.text} {markers}" if markers else self.text
 
 
 @dataclass(frozen=True)
@@ -81,9 +97,16 @@ class Answer:
     considered: tuple[Considered, ...] = ()  # filled only when an explanation was asked for
     asked: str = ""  # the question as answered: spelling corrected, a follow-up completed from the conversation
     filters: str = ""  # the date and source filters applied, described ("since 2025-10-01")
+    composer: str = "extractive"  # who wrote the answer: "extractive" (offline) or "llm"
+    fallback_reason: str = ""  # why the LLM's reply was not used, when an LLM is configured and it was not
+
+    @property
+    def model_failed(self) -> bool:
+        """An LLM was asked and its reply could not be used: this is the offline answer instead."""
+        return bool(self.fallback_reason) and not self.fallback_reason.startswith(NOT_ASKED)
 
     @property
     def text(self) -> str:
         if not self.answered:
             return NOT_FOUND
-        return " ".join(f"{s.text} [{s.n}]" for s in self.sentences)
+        return " ".join(s.marked for s in self.sentences)

@@ -5,8 +5,9 @@ the model in use, and how to open the store embedded (PersistentClient under the
 Chroma server (DEALBOT_CHROMA_URL). Vectors are always passed in: Chroma never embeds anything itself.
 
 Each passage row has id `<doc key>:<version>:<n>`, where the doc key identifies (source, location) and the version
-is the document's content hash. A new version is written whole before the old one is deleted, so a document is
-never left half old, half new: at worst both versions exist until the next sync removes the old one.
+is the document's content hash. A new version is written whole before the old one is deleted, and readers see
+only one version of each document: the newest complete one (`passages()`). So a sync killed at any moment leaves
+every document wholly old or wholly new to readers, and the next sync removes what was left behind.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
@@ -45,6 +47,9 @@ class DocState:
     text_hash: str
     passages: int
     complete: bool
+    written: int = 0  # when this version was written (ns since the epoch); the newest complete version is shown
+    alternates: tuple[str, ...] = ()  # locations of copies of this document that are not stored again
+    minhash: str = ""  # the text's MinHash signature, for finding near-duplicates
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ class Index:
         self.model_name = model_name
         self.client = _client(settings)
         self.collection = self._open_collection(create, dimensions)
+        self._hidden: frozenset[str] = frozenset()
 
     @property
     def where(self) -> str:
@@ -153,8 +159,29 @@ class Index:
     def nearest(self, vector: np.ndarray, k: int, where: dict | None = None) -> list[tuple[str, float]]:
         """Ids and cosine similarities of the `k` passages nearest to `vector` (matching `where`), nearest first."""
         collection = self.require()
-        res = collection.query(query_embeddings=[vector.tolist()], n_results=k, where=where, include=["distances"])
-        return [(i, 1.0 - d) for i, d in zip(res["ids"][0], res["distances"][0])]
+        hidden = self._hidden
+        res = collection.query(
+            query_embeddings=[vector.tolist()], n_results=k + len(hidden), where=where, include=["distances"]
+        )
+        found = [(i, 1.0 - d) for i, d in zip(res["ids"][0], res["distances"][0]) if i not in hidden]
+        return found[:k]
+
+    def passages(self) -> list[Row]:
+        """What readers see: the rows of each document's newest complete version. Other rows (a version left
+        behind or half written by an interrupted sync) are hidden, from `nearest` too, until the next call."""
+        rows = self.rows()
+        best: dict[str, tuple[int, str]] = {}
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        for row in rows:
+            counts[(row.meta["doc_key"], row.meta["version"])] += 1
+        for row in rows:
+            m = row.meta
+            if counts[(m["doc_key"], m["version"])] == m["n_total"]:
+                best[m["doc_key"]] = max(best.get(m["doc_key"], (-1, "")), (m.get("written", 0), m["version"]))
+        shown = [r for r in rows if best.get(r.meta["doc_key"], (0, None))[1] == r.meta["version"]]
+        shown_ids = {r.id for r in shown}
+        self._hidden = frozenset(r.id for r in rows if r.id not in shown_ids)
+        return shown
 
     def rows(self, where: dict | None = None, with_text: bool = True) -> list[Row]:
         """Every stored passage (matching `where`), fetched in pages."""
@@ -178,7 +205,7 @@ class Index:
             groups[(row.meta["doc_key"], row.meta["version"])].append(row.meta)
         states = []
         for metas in groups.values():
-            m = metas[0]
+            m = next((x for x in metas if x["n"] == 0), metas[0])
             states.append(
                 DocState(
                     source=m["source"],
@@ -189,6 +216,9 @@ class Index:
                     text_hash=m["text_hash"],
                     passages=len(metas),
                     complete=len(metas) == m["n_total"],
+                    written=m.get("written", 0),
+                    alternates=tuple(json.loads(m.get("alts") or "[]")),
+                    minhash=m.get("minhash", ""),
                 )
             )
         return states
@@ -211,18 +241,44 @@ class Index:
     def max_batch_size(self) -> int:
         return self.client.get_max_batch_size()
 
-    def write(self, passages: Sequence[Passage], vectors: np.ndarray, sentence_vectors: Sequence[np.ndarray]) -> None:
-        """Store passages (all of one or more documents) with their vectors, in batches Chroma accepts."""
+    def write(
+        self,
+        passages: Sequence[Passage],
+        vectors: np.ndarray,
+        sentence_vectors: Sequence[np.ndarray],
+        extra: dict[str, dict] | None = None,
+    ) -> None:
+        """Store passages (all of one or more documents) with their vectors, in batches Chroma accepts.
+
+        `extra` adds metadata to every passage of a document, by location: its alternates, its MinHash signature.
+        """
         collection = self.require()
         batch = self.max_batch_size
+        written = time.time_ns()
+        extra = extra or {}
         for lo in range(0, len(passages), batch):
             chunk = passages[lo : lo + batch]
+            metadatas = []
+            for p, sv in zip(chunk, sentence_vectors[lo : lo + batch]):
+                more = extra.get(p.article.location, {})
+                meta = passage_metadata(p, sv, written, more.get("alternates", ()))
+                if p.n == 0 and more.get("minhash"):
+                    meta["minhash"] = more["minhash"]
+                metadatas.append(meta)
             collection.upsert(
                 ids=[passage_id(p) for p in chunk],
                 documents=[p.text for p in chunk],
-                metadatas=[passage_metadata(p, sv) for p, sv in zip(chunk, sentence_vectors[lo : lo + batch])],
+                metadatas=metadatas,
                 embeddings=vectors[lo : lo + batch],
             )
+
+    def add_alternate(self, state: DocState, location: str) -> None:
+        """Record `location` as another place the document `state` was published."""
+        alternates = json.dumps(sorted({*state.alternates, location}))
+        where = {"$and": [{"doc_key": doc_key(state.source, state.location)}, {"version": state.version}]}
+        ids = self.require().get(where=where, include=[])["ids"]
+        if ids:
+            self.collection.update(ids=ids, metadatas=[{"alts": alternates}] * len(ids))
 
     def delete_version(self, state: DocState) -> None:
         key = doc_key(state.source, state.location)
@@ -241,7 +297,7 @@ def passage_id(p: Passage) -> str:
     return f"{doc_key(p.article.source, p.article.location)}:{version_of(p)}:{p.n}"
 
 
-def passage_metadata(p: Passage, sentence_vectors: np.ndarray) -> dict:
+def passage_metadata(p: Passage, sentence_vectors: np.ndarray, written: int = 0, alternates=()) -> dict:
     a = p.article
     return {
         "doc_id": a.doc_id,
@@ -262,6 +318,8 @@ def passage_metadata(p: Passage, sentence_vectors: np.ndarray) -> dict:
         "end": p.end,
         "sents": ",".join(f"{s - p.start}-{e - p.start}" for s, e in p.sentences),
         "svec": base64.b64encode(sentence_vectors.astype(np.float16).tobytes()).decode("ascii"),
+        "written": written,
+        "alts": json.dumps(sorted(alternates)),
     }
 
 

@@ -44,6 +44,63 @@ class SlackSettings:
     allowed_channels: tuple[str, ...] = ()
     max_question_chars: int = 1000
     workers: int = 4
+    stream_interval_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    model: str = ""  # LangChain's "provider:model"; empty means the offline (extractive) answer
+    base_url: str = ""
+    temperature: float = 0.0
+    max_tokens: int = 400
+    timeout_seconds: float = 30.0
+    max_retries: int = 1
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One configured source: a file, a folder, an article page URL or a feed URL, with its options.
+
+    `include` / `exclude` are shell-style patterns (`*` matches anything) matched against each document's URL or
+    path; `max_entries` caps how many of a feed's entries are read (0: all).
+    """
+
+    location: str
+    name: str = ""
+    max_entries: int = 0
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @property
+    def is_url(self) -> bool:
+        return "://" in self.location
+
+    @property
+    def label(self) -> str:
+        return self.name or self.location
+
+    def wants(self, location: str) -> bool:
+        """Whether a document at `location` passes the include / exclude patterns."""
+        from fnmatch import fnmatchcase
+
+        if self.include and not any(fnmatchcase(location, p) for p in self.include):
+            return False
+        return not any(fnmatchcase(location, p) for p in self.exclude)
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    user_agent: str = "dealbot/0.1 (news question-answering bot; article ingest)"
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+    max_bytes: int = 5_000_000
+    retries: int = 3
+    backoff_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    schedule: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,11 +108,18 @@ class Settings:
     data_dir: Path = Path(".dealbot")
     chroma_url: str = ""
     collection: str = "dealbot"
-    sources: tuple[str, ...] = ()
+    sources: tuple[SourceSpec, ...] = ()
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    fetch: FetchSettings = field(default_factory=FetchSettings)
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     slack: SlackSettings = field(default_factory=SlackSettings)
+    llm: LLMSettings = field(default_factory=LLMSettings)
+
+    def source(self, location: str) -> SourceSpec:
+        """The configured source at `location` with its options, or a bare one for a location given ad hoc."""
+        return next((s for s in self.sources if s.location == location), SourceSpec(location))
 
     @property
     def server_mode(self) -> bool:
@@ -87,7 +151,51 @@ def load_settings(config: Path | None = None, env: typing.Mapping[str, str] | No
         raise SettingsError(f"config file {path} not found: pass --config FILE or set DEALBOT_CONFIG") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
-    return _build(Settings, raw, env, prefix="", base=path.resolve().parent)
+    settings = _build(Settings, raw, env, prefix="", base=path.resolve().parent)
+    _check_schedule(settings.ingest.schedule)
+    return settings
+
+
+def _check_schedule(expression: str) -> None:
+    if not expression:
+        return
+    from croniter import croniter
+
+    if not croniter.is_valid(expression):
+        raise SettingsError(
+            f"setting 'ingest.schedule' = {expression!r} is not a cron expression (e.g. '*/30 * * * *')"
+        )
+
+
+def source_spec(value, base: Path, where: str) -> SourceSpec:
+    """A SourceSpec from a configured string or table; paths resolved against `base`, URLs checked."""
+    if isinstance(value, str):
+        value = {"location": value}
+    if not isinstance(value, dict) or not isinstance(value.get("location"), str) or not value["location"].strip():
+        raise SettingsError(f"{where}: each source is a path or URL, or a table with a 'location' key")
+    known = {f.name for f in dataclasses.fields(SourceSpec)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise SettingsError(f"{where}: unknown source option '{unknown[0]}' (known: {', '.join(sorted(known))})")
+    location = value["location"].strip()
+    if "://" in location:
+        from urllib.parse import urlparse
+
+        url = urlparse(location)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise SettingsError(f"{where}: {location!r}: only http and https URLs can be fetched")
+    else:
+        location = str(_resolve(location, base))
+    name, entries = value.get("name", ""), value.get("max_entries", 0)
+    patterns = {k: value.get(k, []) for k in ("include", "exclude")}
+    if not isinstance(name, str):
+        raise SettingsError(f"{where}: source 'name' must be a string")
+    if isinstance(entries, bool) or not isinstance(entries, int) or entries < 0:
+        raise SettingsError(f"{where}: source 'max_entries' must be a whole number, 0 for all")
+    for key, pats in patterns.items():
+        if not isinstance(pats, list) or not all(isinstance(p, str) for p in pats):
+            raise SettingsError(f"{where}: source '{key}' must be a list of patterns")
+    return SourceSpec(location, name, entries, tuple(patterns["include"]), tuple(patterns["exclude"]))
 
 
 def _build(cls: type, raw: dict, env: typing.Mapping[str, str], prefix: str, base: Path):
@@ -120,14 +228,18 @@ def _coerce(key: str, hint, value, where: str, base: Path):
     try:
         if hint is Path:
             return _resolve(value, base)
+        if hint == tuple[SourceSpec, ...]:
+            if from_env:
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list):
+                raise TypeError("a list of paths, URLs or source tables")
+            return tuple(source_spec(v, base, f"{where}, item {i + 1}") for i, v in enumerate(value))
         if hint == tuple[str, ...]:
             if from_env:
                 value = [v.strip() for v in value.split(",") if v.strip()]
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise TypeError("a list of strings")
-            if key != "sources":
-                return tuple(value)
-            return tuple(v if "://" in v else str(_resolve(v, base)) for v in value)
+            return tuple(value)
         if hint is bool:
             if from_env:
                 return value.strip().lower() in {"1", "true", "yes", "on"}
@@ -145,6 +257,8 @@ def _coerce(key: str, hint, value, where: str, base: Path):
             if not isinstance(value, str):
                 raise TypeError("a string")
             return value
+    except SettingsError:
+        raise
     except (TypeError, ValueError) as exc:
         expected = str(exc) if isinstance(exc, TypeError) else f"a {hint.__name__}"
         raise SettingsError(f"{where} = {value!r} is invalid: expected {expected}") from None

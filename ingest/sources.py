@@ -1,4 +1,4 @@
-"""Reading sources: files and folders of .txt, .md (YAML front matter) and .html into Articles.
+"""Reading documents into Articles: .txt, .md (YAML front matter) and .html files, and fetched web pages.
 
 A source is what a user names with --source or in the configuration. Listing a source is cheap (paths and raw
 bytes); parsing happens only for files whose bytes changed since the last run. Every problem with one file becomes
@@ -8,7 +8,7 @@ a ReadError that the sync reports, never an exception that stops the run.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from .records import Article, sha256
 
 SUFFIXES = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}
 # Bump when parsing changes, so that unchanged files are parsed again with the new rules.
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
 
 
 class ReadError(Exception):
@@ -29,10 +29,18 @@ class SourceError(Exception):
 
 @dataclass(frozen=True)
 class RawDocument:
+    """A document's bytes as found: a file's content, or a web page's body.
+
+    `kind` is "text", "markdown" or "html" (for files, from the suffix); `hints` are what a feed said of the entry
+    (title, published), used when the page itself does not say.
+    """
+
     source: str
     location: str
     relpath: str
     data: bytes
+    kind: str = ""
+    hints: dict = field(default_factory=dict)
 
     @property
     def raw_hash(self) -> str:
@@ -72,12 +80,14 @@ def parse(raw: RawDocument) -> Article:
         raise ReadError("empty file")
     if b"\x00" in raw.data[:8192]:
         raise ReadError("binary file, not text")
-    kind = SUFFIXES[Path(raw.location).suffix.lower()]
-    fields = _parse_html(raw.data) if kind == "html" else _parse_text(_decode(raw.data), kind)
+    kind = raw.kind or SUFFIXES[Path(raw.location).suffix.lower()]
+    fields = _parse_html(raw.data, raw.location) if kind == "html" else _parse_text(_decode(raw.data), kind)
+    for key, value in raw.hints.items():
+        fields[key] = fields.get(key) or value
     text = _clean(fields.pop("text", ""))
     if len(text.split()) < 3:
         raise ReadError("no article text found")
-    url = fields.get("url") or None
+    url = fields.get("url") or (raw.location if "://" in raw.location else None)
     title = fields.get("title") or _title_from_name(raw.relpath)
     return Article(
         doc_id=url or raw.relpath,
@@ -132,14 +142,26 @@ def _split_heading(content: str, kind: str) -> tuple[str, str | None]:
     return content, None
 
 
-def _parse_html(data: bytes) -> dict:
+def _parse_html(data: bytes, location: str) -> dict:
     import trafilatura
 
-    doc = trafilatura.bare_extraction(data, with_metadata=True, include_comments=False, include_tables=False)
+    doc = trafilatura.bare_extraction(
+        data,
+        url=location if "://" in location else None,
+        with_metadata=True,
+        include_comments=False,
+        include_tables=False,
+        # Only a date the page declares (meta tags, structured data, the URL): a guess from "Copyright 2025" in a
+        # footer is worse than the date a feed gives for the entry.
+        date_extraction_params={"extensive_search": False, "original_date": True},
+    )
     if doc is None:
         raise ReadError("no article text found in the HTML")
+    text = doc.text or ""
+    if doc.title and text.startswith(doc.title + "\n"):  # the headline is the title, not a sentence to cite
+        text = text[len(doc.title) + 1 :]
     return {
-        "text": doc.text or "",
+        "text": text,
         "title": doc.title,
         "url": doc.url,
         "published": doc.date,

@@ -1,35 +1,51 @@
 """Syncing sources into the index: the ingest job.
 
-Idempotent by construction: a file whose bytes are unchanged is skipped without parsing or embedding; a changed
-document's new version is written whole before its old one is deleted; a document that vanished from a source is
-removed, and only documents of the sources being synced are ever pruned. Text already stored under another
-location is not stored twice. A file that cannot be read is reported and skipped, and its old version is kept.
+Idempotent by construction: a document whose bytes are unchanged (or that its server says is unchanged, with a
+304) is skipped without parsing or embedding; a changed document's new version is written whole before its old
+one is deleted; a file that vanished from a folder is removed, and only documents of the sources being synced are
+ever pruned (a feed's old entries stay when they drop off the feed). A story already stored under another
+location, word for word or nearly, is not stored again: the other location is kept as an alternate. A document
+that cannot be read is reported and skipped, and its old version is kept.
+
+Safe to kill at any moment: readers see only each document's newest complete version (see ingest.index), and an
+HTTP validator is recorded only once its document is in the index, so the next run redoes whatever was cut short.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 from collections import defaultdict
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
 
 from tqdm import tqdm
 
 from . import runlog
 from .chunking import chunk
+from .dedupe import NearDuplicates, signature
 from .embed import Embedder
+from .fetch import Fetcher
 from .index import DocState, Index, version_of
 from .lock import WriterLock
 from .records import Article, Passage
-from .settings import Settings
-from .sources import ReadError, SourceError, list_files, parse, read_raw
+from .runlog import HttpState
+from .settings import Settings, SourceSpec
+from .sources import RawDocument, ReadError, SourceError, list_files, parse, read_raw
+from .web import read_web_source
+
+COUNTS = ("added", "updated", "unchanged", "removed", "duplicates", "failed", "fetched", "not_modified")
 
 
 @dataclass(frozen=True)
 class Failure:
     location: str
     reason: str
+    source: str = ""
 
 
 @dataclass
@@ -41,22 +57,54 @@ class RunReport:
     removed: int = 0
     failed: int = 0
     duplicates: int = 0
+    fetched: int = 0  # pages downloaded (HTTP 200)
+    not_modified: int = 0  # pages the server said are unchanged (HTTP 304): nothing downloaded
     passages_embedded: int = 0
     seconds: float = 0.0
+    stopped: bool = False  # a stop was asked for: the run ended early, between two steps
     failures: list[Failure] = field(default_factory=list)
+    per_source: dict[str, dict] = field(default_factory=dict)
 
-    def fail(self, location: str, reason: str) -> None:
-        self.failed += 1
-        self.failures.append(Failure(location, reason))
+    def begin(self, spec: SourceSpec, kind: str) -> None:
+        self.per_source[spec.location] = {"name": spec.label, "kind": kind, **dict.fromkeys(COUNTS, 0), "error": None, "failures": []}
+
+    def tally(self, source: str, what: str, n: int = 1) -> None:
+        setattr(self, what, getattr(self, what) + n)
+        self.per_source[source][what] += n
+
+    def fail(self, source: str, location: str, reason: str) -> None:
+        self.tally(source, "failed")
+        self.failures.append(Failure(location, reason, source))
+        self.per_source[source]["failures"].append({"location": location, "reason": reason})
+        if location == source:
+            self.per_source[source]["error"] = reason
+
+    @property
+    def all_sources_failed(self) -> bool:
+        return bool(self.per_source) and all(s["error"] for s in self.per_source.values())
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 @dataclass
+class _Item:
+    """A document found in a source, before reading: `load` gives its bytes, or None for an HTTP 304."""
+
+    spec: SourceSpec
+    location: str
+    load: Callable[[], RawDocument | None]
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass
 class _Change:
     article: Article
     old: list[DocState]
+    item: _Item
+    minhash: str = ""
+    alternates: list[_Item] = field(default_factory=list)
 
 
 def run_ingest(
@@ -64,85 +112,178 @@ def run_ingest(
     sources: list[str] | None = None,
     embedder: Embedder | None = None,
     progress: bool = False,
+    stop: threading.Event | None = None,
+    lock_held: bool = False,
 ) -> RunReport:
-    """Sync `sources` (default: the configured ones) into the index and log the run. What `dealbot ingest` calls."""
-    sources = list(settings.sources if sources is None else sources)
+    """Sync `sources` (default: the configured ones) into the index and log the run. What `dealbot ingest` calls.
+
+    Takes the writer lock of the embedded store, unless `lock_held` (the caller holds it, as `dealbot serve`
+    does). Setting `stop` ends the run early, between two steps.
+    """
+    specs = list(settings.sources) if sources is None else [settings.source(s) for s in sources]
     embedder = embedder or Embedder(batch_size=settings.embedding.batch_size)
-    lock = nullcontext() if settings.server_mode else WriterLock(settings.data_dir)
+    lock = nullcontext() if settings.server_mode or lock_held else WriterLock(settings.data_dir)
     with lock:
         index = Index(settings, embedder.name, embedder.dimensions, create=True)
-        report = sync(index, sources, embedder, settings, progress=progress)
+        state, fetcher = HttpState(settings.state_db), Fetcher(settings.fetch)
+        try:
+            report = sync(index, specs, embedder, settings, state, fetcher, progress=progress, stop=stop)
+        finally:
+            state.close()
+            fetcher.close()
     runlog.record_run(settings.state_db, datetime.now(timezone.utc).isoformat(timespec="seconds"), report.to_dict())
     return report
 
 
-def sync(index: Index, sources: list[str], embedder: Embedder, settings: Settings, progress: bool = False) -> RunReport:
+def sync(
+    index: Index,
+    specs: list[SourceSpec],
+    embedder: Embedder,
+    settings: Settings,
+    state: HttpState,
+    fetcher: Fetcher,
+    progress: bool = False,
+    stop: threading.Event | None = None,
+) -> RunReport:
     started = time.perf_counter()
-    report = RunReport(sources=list(sources))
-    listed: dict[str, list] = {}
-    stored: dict[str, dict[str, list[DocState]]] = {}
-    for source in sources:
-        try:
-            listed[source] = list_files(source)
-        except SourceError as exc:
-            report.fail(source, str(exc))  # nothing of this source is pruned when it cannot be listed
-            continue
-        stored[source] = _by_location(index.doc_states(source))
-        present = {str(path) for path, _ in listed[source]}
-        for location, states in stored[source].items():
-            if location not in present:
-                for state in states:
-                    index.delete_version(state)
-                report.removed += 1
+    stop = stop or threading.Event()
+    report = RunReport(sources=[s.location for s in specs])
+    states = index.doc_states()
+    stored: dict[str, dict[str, list[DocState]]] = defaultdict(lambda: defaultdict(list))
+    for st in states:
+        stored[st.source][st.location].append(st)
+    items: list[_Item] = []
+    for spec in specs:
+        if stop.is_set():
+            report.stopped = True
+            break
+        items += _list(spec, index, stored, states, state, fetcher, report, progress)
 
-    changes = _changed_articles(index, listed, stored, report)
-    _write(index, changes, embedder, settings, report, progress)
+    changes = _changed_articles(index, items, stored, state, report)
+    live = [st for by_location in stored.values() for versions in by_location.values() for st in versions if st.complete]
+    changes = _without_duplicates(index, changes, live, state, report)
+    _write(index, changes, embedder, settings, state, report, progress, stop)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
-def _by_location(states: list[DocState]) -> dict[str, list[DocState]]:
-    out: dict[str, list[DocState]] = defaultdict(list)
-    for state in states:
-        out[state.location].append(state)
-    return out
+def _list(spec, index, stored, states, state, fetcher, report, progress) -> list[_Item]:
+    """The documents of one source; prunes what vanished from a folder. A source that fails yields nothing."""
+    own = stored[spec.location]
+    if spec.is_url:
+        alternates = {alt for st in states if st.complete for alt in st.alternates}
+
+        def known(url: str) -> bool:
+            return url in alternates or any(st.complete for st in own.get(url, ()))
+
+        report.begin(spec, "web")
+        try:
+            kind, pages = read_web_source(
+                spec, fetcher, state, known, lambda loc, why: report.fail(spec.location, loc, why), progress
+            )
+        except SourceError as exc:
+            report.fail(spec.location, spec.location, _reason(exc, spec.location))
+            return []
+        report.per_source[spec.location]["kind"] = kind
+        report.tally(spec.location, "not_modified", sum(p.raw is None for p in pages))
+        report.tally(spec.location, "fetched", sum(p.raw is not None for p in pages))
+        return [_Item(spec, p.location, lambda p=p: p.raw, p.etag, p.last_modified) for p in pages]
+
+    report.begin(spec, "file" if Path(spec.location).is_file() else "folder")
+    try:
+        files = [(path, rel) for path, rel in list_files(spec.location) if spec.wants(str(path))]
+    except SourceError as exc:
+        report.fail(spec.location, spec.location, _reason(exc, spec.location))  # nothing of it is pruned
+        return []
+    present = {str(path) for path, _ in files}
+    for location, versions in list(own.items()):
+        if location not in present:
+            for st in versions:
+                index.delete_version(st)
+            del own[location]
+            report.tally(spec.location, "removed")
+    return [_Item(spec, str(path), lambda p=path, r=rel: read_raw(spec.location, p, r)) for path, rel in files]
 
 
-def _changed_articles(index: Index, listed: dict, stored: dict, report: RunReport) -> list[_Change]:
-    candidates: list[_Change] = []
-    for source, files in listed.items():
-        for path, relpath in files:
-            old = stored[source].get(str(path), [])
-            try:
-                raw = read_raw(source, path, relpath)
-                current = next((s for s in old if s.complete and s.raw_hash == raw.raw_hash), None)
-                if current is not None:
-                    report.unchanged += 1
-                    for leftover in old:  # versions left behind by an interrupted run
-                        if leftover is not current:
-                            index.delete_version(leftover)
-                    continue
-                candidates.append(_Change(parse(raw), old))
-            except ReadError as exc:
-                report.fail(str(path), str(exc))
-    return _without_duplicates(index, candidates, report)
+def _reason(exc: Exception, location: str) -> str:
+    text = str(exc)
+    return text[len(location) + 2 :] if text.startswith(location + ": ") else text
 
 
-def _without_duplicates(index: Index, candidates: list[_Change], report: RunReport) -> list[_Change]:
-    """Drop documents whose exact text is already stored under another location, or comes twice in this run."""
-    stored_at = index.locations_of_texts({c.article.text_hash for c in candidates})
+def _changed_articles(index: Index, items: list[_Item], stored, state: HttpState, report: RunReport) -> list[_Change]:
     changes: list[_Change] = []
-    seen: set[str] = set()
-    for change in candidates:
-        text_hash = change.article.text_hash
-        if text_hash in seen or stored_at.get(text_hash, {change.article.location}) - {change.article.location}:
-            report.duplicates += 1
-            for state in change.old:
-                index.delete_version(state)
-            continue
-        seen.add(text_hash)
-        changes.append(change)
+    for item in items:
+        source = item.spec.location
+        old = stored[source].get(item.location, [])
+        try:
+            raw = item.load()
+            matching = [s for s in old if s.complete and (raw is None or s.raw_hash == raw.raw_hash)]
+            current = max(matching, key=lambda s: s.written) if matching else None
+            if raw is None or current is not None:
+                report.tally(source, "unchanged")
+                for leftover in old:  # versions left behind by an interrupted run
+                    if leftover is not current:
+                        index.delete_version(leftover)
+                if raw is not None and "://" in item.location:
+                    state.remember(item.location, item.etag, item.last_modified)
+                continue
+            article = parse(raw)
+            changes.append(_Change(article, old, item, minhash=signature(article.text)))
+        except ReadError as exc:
+            report.fail(source, item.location, str(exc))
     return changes
+
+
+def _without_duplicates(
+    index: Index, candidates: list[_Change], live: list[DocState], state: HttpState, report: RunReport
+) -> list[_Change]:
+    """Keep one copy of each story: a document whose text is already stored under another location, word for word
+    or nearly, or comes earlier in this run, becomes an alternate of that first copy.
+
+    A shared canonical URL alone is not taken as proof: some sites declare their home page canonical everywhere.
+    """
+    if not candidates:
+        return []
+    stored = {f"s{i}": st for i, st in enumerate(live)}
+    by_text = {st.text_hash: key for key, st in stored.items()}
+    near = NearDuplicates()
+    for key, st in stored.items():
+        near.add(key, st.minhash)
+    accepted: dict[str, _Change] = {}
+    changes: list[_Change] = []
+    for i, change in enumerate(candidates):
+        a = change.article
+        elsewhere = lambda key: _location_of(key, stored, accepted) == a.location  # noqa: E731
+        same = by_text.get(a.text_hash)
+        first = same if same is not None and not elsewhere(same) else near.match(change.minhash, exclude=elsewhere)
+        if first is None:
+            key = f"c{i}"
+            accepted[key] = change
+            by_text.setdefault(a.text_hash, key)
+            near.add(key, change.minhash)
+            changes.append(change)
+            continue
+        report.tally(a.source, "duplicates")
+        for st in change.old:  # this location used to hold a story of its own
+            index.delete_version(st)
+        if first in accepted:
+            accepted[first].alternates.append(change.item)
+        else:
+            primary = stored[first]
+            index.add_alternate(primary, change.item.location)
+            stored[first] = dataclasses.replace(primary, alternates=(*primary.alternates, change.item.location))
+            _remember(state, change.item)
+    return changes
+
+
+def _location_of(key: str, stored: dict, accepted: dict) -> str:
+    return stored[key].location if key in stored else accepted[key].article.location
+
+
+def _remember(state: HttpState, item: _Item) -> None:
+    """Record a page's validators, now that what it holds is safely in the index."""
+    if "://" in item.location and (item.etag or item.last_modified):
+        state.remember(item.location, item.etag, item.last_modified)
 
 
 # Documents are embedded and written in groups of about this many passages, which bounds memory on a big first
@@ -151,7 +292,7 @@ def _without_duplicates(index: Index, candidates: list[_Change], report: RunRepo
 GROUP_PASSAGES = 1024
 
 
-def _write(index, changes: list[_Change], embedder: Embedder, settings: Settings, report: RunReport, progress: bool):
+def _write(index, changes: list[_Change], embedder: Embedder, settings: Settings, state, report, progress, stop):
     if not changes:
         return
     chunked = [
@@ -162,11 +303,27 @@ def _write(index, changes: list[_Change], embedder: Embedder, settings: Settings
     with tqdm(total=total, desc="embedding", unit="passage", disable=not progress, leave=False) as bar:
         for group in _groups(chunked, GROUP_PASSAGES):
             flat = [p for _, passages in group for p in passages]
-            vectors, sentence_vectors = embedder.encode_passages(
-                [p.embed_text for p in flat], [p.embed_spans for p in flat], on_batch=bar.update
-            )
-            _store(index, group, flat, vectors, sentence_vectors, report)
-    report.passages_embedded = total
+
+            def step(n: int) -> None:
+                bar.update(n)
+                if stop.is_set():  # between two batches: abandon this group before anything of it is written
+                    raise _Stopped
+
+            try:
+                if stop.is_set():
+                    raise _Stopped
+                vectors, sentence_vectors = embedder.encode_passages(
+                    [p.embed_text for p in flat], [p.embed_spans for p in flat], on_batch=step
+                )
+            except _Stopped:
+                report.stopped = True
+                return
+            _store(index, group, flat, vectors, sentence_vectors, state, report)
+            report.passages_embedded += len(flat)
+
+
+class _Stopped(Exception):
+    pass
 
 
 def _groups(chunked: list, size: int):
@@ -181,15 +338,18 @@ def _groups(chunked: list, size: int):
         yield group
 
 
-def _store(index: Index, group: list, flat: list[Passage], vectors, sentence_vectors, report: RunReport) -> None:
-    """Write a group's new versions whole, then delete the versions they replace."""
-    index.write(flat, vectors, sentence_vectors)
+def _store(index: Index, group: list, flat: list[Passage], vectors, sentence_vectors, state, report) -> None:
+    """Write a group's new versions whole, then delete the versions they replace, then record validators."""
+    extra = {
+        c.article.location: {"alternates": [alt.location for alt in c.alternates], "minhash": c.minhash}
+        for c, _ in group
+    }
+    index.write(flat, vectors, sentence_vectors, extra)
     for change, passages in group:
         new_version = version_of(passages[0])
-        for state in change.old:
-            if state.version != new_version:
-                index.delete_version(state)
-        if change.old:
-            report.updated += 1
-        else:
-            report.added += 1
+        for old in change.old:
+            if old.version != new_version:
+                index.delete_version(old)
+        report.tally(change.article.source, "updated" if change.old else "added")
+        for item in (change.item, *change.alternates):
+            _remember(state, item)

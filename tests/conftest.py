@@ -27,6 +27,8 @@ def _no_proxies(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     for name in [n for n in os.environ if n.startswith("DEALBOT_")]:
         monkeypatch.delenv(name)
+    for name in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGCHAIN_TRACING"):  # no prompt leaves the machine
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -57,9 +59,11 @@ def articles(tmp_path) -> Path:
 
 
 def write_article(folder: Path, name: str, title: str, body: str, published: str = "2025-07-01", outlet: str = "Test Wire") -> Path:
+    """Write a fixture article atomically (a hidden temp file, then a rename): a running ingest never sees half."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(f"---\ntitle: {title}\noutlet: {outlet}\npublished: {published}\n---\n{body}\n", encoding="utf-8")
+    path, temp = folder / name, folder / f".{name}.tmp"
+    temp.write_text(f"---\ntitle: {title}\noutlet: {outlet}\npublished: {published}\n---\n{body}\n", encoding="utf-8")
+    temp.replace(path)
     return path
 
 
@@ -127,3 +131,38 @@ def eval_pipeline(tmp_path_factory, embedder):
     settings = make_settings(tmp_path_factory.mktemp("eval") / "data")
     run_ingest(settings, [str(SAMPLE), str(EVAL_ARTICLES)], embedder=embedder)
     return Pipeline(settings, embedder=embedder)
+# ---------------------------------------------------------------- LLM mode: the real langchain-openai client, a fake API
+
+OPENAI_KEY = "sk-test-dealbot-0123456789abcdef"  # what the tests put in OPENAI_API_KEY; it must never be shown
+
+
+@pytest.fixture(scope="session")
+def fake_llm():
+    """A fake OpenAI-compatible API on 127.0.0.1 (tests/llm_fakes.py), reset before each test that uses it."""
+    from llm_fakes import FakeLLM
+
+    with FakeLLM() as fake:
+        yield fake
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fake_llm(request):
+    if "fake_llm" in request.fixturenames:
+        request.getfixturevalue("fake_llm").reset()
+
+
+def llm_pipeline(base, fake, model: str = "cooperative", **llm):
+    """A Pipeline over `base`'s index and embedder that answers with `openai:MODEL` from the fake API.
+
+    `llm` overrides [llm] settings (timeout_seconds, max_retries, ...); the client never retries unless asked, so
+    a failure shows at once.
+    """
+    import dataclasses
+
+    from bot.pipeline import Pipeline
+
+    values = {"model": f"openai:{model}", "base_url": fake.base_url, "max_retries": 0, "timeout_seconds": 10.0, **llm}
+    settings = dataclasses.replace(base.settings, llm=dataclasses.replace(base.settings.llm, **values))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPENAI_API_KEY", OPENAI_KEY)  # the provider's usual variable, read when the model is built
+        return Pipeline(settings, embedder=base.embedder)

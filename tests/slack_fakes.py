@@ -21,7 +21,7 @@ import json
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, TypedDict, Unpack
 from urllib.error import HTTPError
@@ -46,6 +46,7 @@ class Call:
     args: Json
     headers: dict[str, str]
     status: int = 200
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic())
 
 
 def _poll(check: Callable[[], Any], timeout: float, describe: Callable[[], str]) -> Any:

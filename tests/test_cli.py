@@ -69,8 +69,11 @@ def test_status_reports_the_index(ingested, data_env):
     assert info["documents"] == 1
     assert info["passages"] == ingested["passages_embedded"]
     assert info["model"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert info["sources"] == {str(SAMPLE): 1}
+    [source] = info["sources"]
+    assert (source["location"], source["kind"], source["documents"], source["configured"]) == (str(SAMPLE), "folder", 1, True)
+    assert source["last_run"]["added"] == 1 and source["last_run"]["error"] is None
     assert info["last_run"]["added"] == 1
+    assert info["llm_model"] is None
 
 
 def test_bad_setting_is_a_one_line_error(tmp_path):

@@ -70,12 +70,18 @@ def test_syndicated_copies_never_fill_the_list_twice(tmp_path, embedder):
     body = (SAMPLE / "the-hill-2025-06-27.md").read_text(encoding="utf-8").split("---\n", 2)[2]
     folder = tmp_path / "articles"
     write_article(folder, "original.md", "White House announces trade deal", body, "2025-06-27", "The Hill")
-    write_article(folder, "copy.md", "Trade deal with China announced", body + "\nDistributed by Fixture Syndicate.\n", "2025-06-28", "Fixture Daily")
+    # A partial copy: the syndicate ran the opening paragraphs under its own story, so ingest keeps it as an
+    # article of its own, yet its first passage reads exactly like the original's.
+    opening = "\n".join(body.strip().splitlines()[:6])
+    own = " ".join(f"Fixture Daily adds its own line {i} about freight schedules in the port of Fixtureville." for i in range(12))
+    write_article(folder, "copy.md", "Trade deal with China announced", f"{opening}\n{own}\n", "2025-06-28", "Fixture Daily")
     settings = make_settings(tmp_path / "data")
     report = run_ingest(settings, [str(folder)], embedder=embedder)
     assert report.added == 2
     p = Pipeline(settings, embedder=embedder)
-    hits = p.retriever.retrieve("What did Lutnick say about the deal?")
+    first = {s.hit.doc_id: s.hit.text for s in p.retriever.passages.values() if s.hit.start == 0}
+    assert len(first) == 2 and len({" ".join(t.split()).lower() for t in first.values()}) == 1
+    hits = p.retriever.retrieve("What did Bessent say about trade talks in Geneva?")
     texts = [" ".join(h.text.split()).lower() for h in hits]
     assert len(texts) == len(set(texts))
 

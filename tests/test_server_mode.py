@@ -31,3 +31,27 @@ def test_sync_semantics_hold_on_the_server(tmp_path, chroma_server, embedder):
     pipeline = Pipeline(settings, embedder=embedder)
     assert len(pipeline.index.doc_states()) == 2
     assert pipeline.ask("What share of rare earth elements come from China?").answered
+
+
+def test_with_a_server_writers_need_no_lock_and_a_running_bot_sees_new_articles(tmp_path, chroma_server, embedder):
+    """Ingest jobs and bots are separate processes sharing the server: no lock, and no restart to see new articles."""
+    from ingest.lock import WriterLock
+
+    settings = make_settings(tmp_path / "d", chroma_url=chroma_server, collection="no-lock-test")
+    folder = tmp_path / "articles"
+    write_article(folder, "first.md", "Fixture first", "The first fixture article says a customs audit began in May.")
+    run_ingest(settings, [str(folder)], embedder=embedder)
+    bot = Pipeline(settings, embedder=embedder)
+    question = "Which depot received the first cobalt cargo?"
+    assert not bot.ask(question).answered
+
+    with WriterLock(settings.data_dir):  # as if an embedded writer held the data dir: irrelevant with a server
+        env = {"DEALBOT_DATA_DIR": str(settings.data_dir), "DEALBOT_CHROMA_URL": chroma_server,
+               "DEALBOT_COLLECTION": "no-lock-test"}
+        write_article(folder, "second.md", "Fixture cobalt", "The first cobalt cargo was received at the Tianjin depot in June.")
+        r = run_cli("ingest", "--json", "--source", str(folder), env=env)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout.splitlines()[-1])["added"] == 1
+
+    answer = bot.ask(question)
+    assert answer.answered and "Tianjin" in answer.text

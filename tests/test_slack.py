@@ -341,3 +341,75 @@ def test_dealbot_serve_http_process_end_to_end(fake, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+# ---------------------------------------------------------------- LLM answers streamed into the thread message
+
+@pytest.fixture(scope="module")
+def llm_bot(pipeline, fake, fake_llm, tmp_path_factory):
+    from conftest import llm_pipeline
+
+    server, url, settings = start_bot(llm_pipeline(pipeline, fake_llm, "cooperative"), fake,
+                                      tmp_path_factory.mktemp("slack-llm-bot"), slack_stream_interval_seconds=0.4)
+    yield url + "/slack/events", settings
+    server.close()
+
+
+def final_update(fake, timeout=30):
+    """The chat.update calls up to and including the one that carries the buttons (the final answer)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        updates = fake.calls_to("chat.update")
+        if updates and "feedback_up" in blocks_text(updates[-1]):
+            return updates
+        time.sleep(0.05)
+    raise AssertionError(f"no final answer within {timeout}s: {[c.args.get('text') for c in fake.calls_to('chat.update')]}")
+
+
+def test_an_llm_answer_streams_into_the_thread_message_then_gets_sources_and_buttons(llm_bot, fake, fake_llm):
+    url, settings = llm_bot
+    fake_llm.token_delay = 0.07  # about 2 s of writing
+    post_event(url, event_callback(app_mention("When was the deal signed?", channel="C20")), SECRET)
+    updates = final_update(fake)
+    *partials, final = updates
+    assert len(fake.calls_to("chat.postMessage")) == 1 and all(u.args["ts"] == updates[0].args["ts"] for u in updates)
+    texts = [p.args["text"] for p in partials]
+    assert len(texts) >= 3, texts
+    assert all(t.endswith(" …") for t in texts)
+    bodies = [t.removesuffix(" …") for t in texts]
+    assert all(b.startswith(a) and len(b) > len(a) for a, b in zip(bodies, bodies[1:]))  # growing
+    assert all("Sources" not in blocks_text(p) and "feedback_up" not in blocks_text(p) for p in partials)
+    interval = settings.slack.stream_interval_seconds
+    gaps = [b.at - a.at for a, b in zip(updates, updates[1:])]
+    assert min(gaps) >= 0.75 * interval, gaps  # never faster than the throttle (less jitter in arrival)
+    assert "signed earlier this week" in final.args["text"] and final.args["text"].endswith("[1]")
+    body = blocks_text(final)
+    assert "*Sources*" in body and "The Hill, 2025-06-27" in body and "feedback_down" in body
+    assert fake_llm.requests[-1]["body"]["stream"] is True
+
+
+def test_an_llm_failure_in_slack_gives_the_offline_answer_with_a_note(llm_bot, fake, fake_llm):
+    url, _ = llm_bot
+
+    def down(body):
+        raise ConnectionResetError
+
+    fake_llm.behaviours["cooperative"] = down
+    post_event(url, event_callback(app_mention("What share of rare earths comes from China?", channel="C21")), SECRET)
+    final = final_update(fake)[-1]
+    assert "Sixty percent" in final.args["text"]
+    assert "Offline answer: the model failed" in blocks_text(final)
+
+
+def test_llm_text_cannot_mention_anyone_in_slack(llm_bot, fake, fake_llm):
+    url, _ = llm_bot
+    fake_llm.token_delay = 0.05
+    fake_llm.behaviours["cooperative"] = lambda body: "Ping <!channel> and <@U123> and <!here|here> about the deal [1]."
+    post_event(url, event_callback(app_mention("When was the deal signed?", channel="C22")), SECRET)
+    updates = final_update(fake)
+    assert len(updates) >= 2  # partial updates were sent too
+    for u in updates:
+        sent = json.dumps(u.args, ensure_ascii=False)
+        for forbidden in ("<!channel>", "<@U123>", "<!here"):
+            assert forbidden not in sent
+    assert "&lt;!channel&gt;" in updates[-1].args["text"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import html
 import logging
 import re
+import threading
+import time
 
 from slack_sdk import WebClient
 
 from ..types import Answer, Citation, Sentence
-from .blocks import WORKING, answer_message, notice
+from .blocks import WORKING, answer_message, notice, partial_message
 
 log = logging.getLogger("dealbot.slack")
 
@@ -50,23 +52,55 @@ def enabled_in(ctx, channel: str | None, in_dm: bool) -> bool:
     return in_dm or not allowed or channel in allowed
 
 
-def compose_message(ctx, question: str, channel: str | None, user: str | None, history=(), note="", share=False) -> dict:
+def compose_message(ctx, question: str, channel: str | None, user: str | None, history=(), note="", share=False,
+                    on_text=None) -> dict:
     """The message for an answer (recorded for feedback), or a plain account of what went wrong."""
     try:
-        answer = ctx.pipeline.ask(question, history=history)
+        answer = ctx.pipeline.ask(question, history=history, on_text=on_text)
         answer_id = ctx.store.record_answer(answer, channel, user, payload=answer_payload(answer))
+        if answer.model_failed:
+            note = " ".join(filter(None, [note, f"Offline answer: {answer.fallback_reason}."]))
         return answer_message(answer, answer_id, note, share=share and answer.answered)
     except Exception as exc:  # the user must hear about any failure; the log gets the details
         log.exception("answering %r failed", question)
         return notice(FAILED.format(reason=type(exc).__name__))
 
 
+class StreamingUpdates:
+    """Shows an answer in its message while the model writes it: at most one chat.update per `interval` seconds
+    (Slack allows about one update per second per channel), the last one (with sources and buttons) included."""
+
+    def __init__(self, client: WebClient, channel: str, ts: str, interval: float):
+        self.client, self.channel, self.ts, self.interval = client, channel, ts, interval
+        self.last = time.monotonic()  # posting the placeholder counts as the first write
+        self.shown = ""
+        self._lock = threading.Lock()
+
+    def __call__(self, text: str) -> None:
+        """Called with the answer so far; updates the message when the interval has passed and the text grew."""
+        with self._lock:
+            if not text.strip() or text == self.shown or time.monotonic() - self.last < self.interval:
+                return
+            self.shown, self.last = text, time.monotonic()
+        try:
+            self.client.chat_update(channel=self.channel, ts=self.ts, **partial_message(text))
+        except Exception:  # progress is a courtesy: the final update still comes
+            log.warning("updating the partial answer in %s failed", self.channel, exc_info=True)
+
+    def finish(self, message: dict) -> None:
+        if self.shown:  # keep the pace for the final update too
+            time.sleep(max(0.0, self.interval - (time.monotonic() - self.last)))
+        self.client.chat_update(channel=self.channel, ts=self.ts, **message)
+
+
 def answer_in_thread(ctx, client: WebClient, channel: str, thread_ts: str | None, question: str, user: str, history=(), note=""):
-    """Post a placeholder at once, then replace it with the answer, or with what went wrong."""
+    """Post a placeholder at once, stream the answer into it as it is written, then replace it with the answer and
+    its sources, or with what went wrong."""
     placeholder = client.chat_postMessage(
         channel=channel, thread_ts=thread_ts, unfurl_links=False, unfurl_media=False, **notice(WORKING)
     )
-    client.chat_update(channel=channel, ts=placeholder["ts"], **compose_message(ctx, question, channel, user, history, note))
+    updates = StreamingUpdates(client, channel, placeholder["ts"], ctx.settings.slack.stream_interval_seconds)
+    updates.finish(compose_message(ctx, question, channel, user, history, note, on_text=updates))
 
 
 def answer_payload(answer: Answer) -> dict:
@@ -74,7 +108,7 @@ def answer_payload(answer: Answer) -> dict:
     return {
         "question": answer.question,
         "answered": answer.answered,
-        "sentences": [[s.text, s.n] for s in answer.sentences],
+        "sentences": [[s.text, s.n, list(s.more)] for s in answer.sentences],
         "citations": [
             {"n": c.n, "doc_id": c.doc_id, "title": c.title, "source": c.source, "quotes": list(c.quotes),
              "url": c.url, "outlet": c.outlet, "published": c.published}
@@ -87,6 +121,6 @@ def answer_from_payload(payload: dict) -> Answer:
     return Answer(
         question=payload["question"],
         answered=payload["answered"],
-        sentences=tuple(Sentence(text, n) for text, n in payload["sentences"]),
+        sentences=tuple(Sentence(s[0], s[1], tuple(s[2]) if len(s) > 2 else ()) for s in payload["sentences"]),
         citations=tuple(Citation(**{**c, "quotes": tuple(c["quotes"])}) for c in payload["citations"]),
     )

@@ -61,6 +61,12 @@ def answer_message(answer: Answer, answer_id: int | None = None, note: str = "",
     return {"text": body[:SECTION_LIMIT], "blocks": blocks}
 
 
+def partial_message(text: str) -> dict:
+    """chat.update arguments for an answer still being written (no sources or buttons yet)."""
+    body = escape(text) + " …"
+    return {"text": body[:SECTION_LIMIT], "blocks": [_section(piece) for piece in _split(body)]}
+
+
 def _buttons(answer_id: int, share: bool) -> dict:
     value = json.dumps({"answer_id": answer_id})
     elements = [
