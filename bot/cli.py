@@ -74,6 +74,18 @@ def ingest(settings: Settings, sources: tuple[str, ...], as_json: bool, schedule
         sys.exit(1)
 
 
+def _date_option(end: bool):
+    def convert(ctx, param, value):
+        if value is None:
+            return None
+        from .dates import parse_date
+
+        try:
+            return parse_date(value, end=end)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return convert
 def _ingest_on_schedule(settings: Settings, sources: list[str] | None, expression: str) -> None:
     import logging
     import signal
@@ -154,36 +166,89 @@ class _TerminalStream:
 @cli.command()
 @click.argument("question", required=False)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per answer, one line each.")
+@click.option("--explain", is_flag=True, help="Also show the retrieved passages with their dense, lexical and fused "
+              "scores, and why each candidate sentence was chosen or not.")
+@click.option("--chat", is_flag=True, help="Read stdin as one conversation: follow-ups such as 'and when was it "
+              "signed?' are read in the light of the earlier questions (the default when stdin is a terminal).")
+@click.option("--since", callback=_date_option(False), help="Only articles published on or after this date "
+              "(2025-06-27, 2025-06 or 'June 2025').")
+@click.option("--until", callback=_date_option(True), help="Only articles published on or before this date.")
+@click.option("--source", "sources", multiple=True, help="Only articles from this outlet, file or URL (matched by "
+              "substring; repeatable).")
 @_MODEL_OPTION
 @click.pass_obj
 @_errors_as_cli_errors
-def ask(settings: Settings, question: str | None, as_json: bool, llm_model: str | None):
+def ask(
+    settings: Settings, question: str | None, as_json: bool, explain: bool, chat: bool, since, until, sources,
+    llm_model: str | None,
+):
     """Answer QUESTION from the indexed articles, with citations.
 
-    Without QUESTION, reads one question per line from stdin and answers each in turn (the model and the index
-    are loaded once). With an LLM configured (llm.model or --model) the answer is printed as it is written when
-    stdout is a terminal; when the model fails, the offline answer is given and the reason goes to stderr.
+    Without QUESTION: at a terminal, an interactive conversation (type a question, then follow-ups; an empty
+    line or Ctrl-D ends it, /new starts over). From a pipe, one question per line, each answered on its own,
+    unless --chat makes the lines one conversation. The model and the index are loaded once.
+
+    With an LLM configured (llm.model or --model) the answer is printed as it is written when stdout is a terminal;
+    when the model fails, the offline answer is given and the reason goes to stderr.
     """
     from .pipeline import Pipeline
-    from .render import answer_json, answer_text
+    from .render import answer_json, answer_text, explain_text
+    from .retrieve import Filters
 
-    questions = [question] if question is not None else (line.strip() for line in sys.stdin)
+    filters = Filters(since, until, tuple(sources))
+    interactive = question is None and sys.stdin.isatty()
+    conversation = chat or interactive
     pipeline = Pipeline(_with_model(settings, llm_model))
     live = pipeline.llm is not None and not as_json and sys.stdout.isatty()
+    history: list = []
+
+    def lines():
+        if question is not None:
+            yield question
+            return
+        while True:
+            if interactive:
+                try:
+                    line = input("> " if not history else "… ")
+                except EOFError:
+                    click.echo()
+                    return
+                if not line.strip():
+                    return
+            else:
+                line = sys.stdin.readline()
+                if not line:
+                    return
+            yield line.strip()
+
+    if interactive:
+        click.echo("Ask about the articles; follow-ups continue the conversation. Empty line to quit, /new to start over.")
     first = True
-    for q in questions:
+    for q in lines():
         if not q:
+            continue
+        if conversation and q == "/new":
+            history.clear()
             continue
         if not first and not as_json:
             click.echo("")
         stream = _TerminalStream(sys.stdout) if live else None
-        answer = pipeline.ask(q, on_text=stream)
+        answer = pipeline.answer(
+            q, history if conversation else (), filters=filters or None, explain=explain, on_text=stream
+        )
         if stream is not None:
             stream.erase()
+        if conversation:
+            history.append(answer)
         if as_json:
-            click.echo(answer_json(answer))
+            click.echo(answer_json(answer, explain))
         else:
-            click.echo(answer_text(answer))
+            text = answer_text(answer)
+            if conversation and answer.asked and answer.asked != q:
+                text = f"(read as: {answer.asked})\n{text}"
+            if explain:
+                text += "\n\n" + explain_text(answer)
+            click.echo(text)
             if answer.model_failed:
                 click.echo(f"dealbot: offline answer: {answer.fallback_reason}", err=True)
         sys.stdout.flush()
@@ -191,15 +256,21 @@ def ask(settings: Settings, question: str | None, as_json: bool, llm_model: str 
 
 
 @cli.command("eval")
-@click.argument("questions", type=click.Path(exists=True, dir_okay=False))
+@click.argument("questions", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--compare", type=click.Choice(["baseline"]), help="Also score a naive baseline on the same questions "
+              "(the passage nearest the question as the answer) and show the margin.")
 @click.option("--calibrate", is_flag=True, help="Also compute the abstention threshold that fits the dev split best.")
 @click.option("--verbose", "-v", is_flag=True, help="List every question with its outcome.")
 @_MODEL_OPTION
 @click.pass_obj
 @_errors_as_cli_errors
-def eval_(settings: Settings, questions: str, as_json: bool, calibrate: bool, verbose: bool, llm_model: str | None):
-    """Score the pipeline on a JSONL question set: hit@k, accuracy, citation accuracy, abstention, latency.
+def eval_(
+    settings: Settings, questions: str, as_json: bool, compare: str | None, calibrate: bool, verbose: bool,
+    llm_model: str | None,
+):
+    """Score the pipeline on a JSONL question set (or a folder of them): hit@k, accuracy, citation accuracy,
+    abstention, answer length and latency, for the dev and held-out splits separately.
 
     With an LLM configured (llm.model or --model) the LLM's answers are scored, so models can be compared on the
     same questions; the report counts the answers the LLM wrote and the fallbacks to the offline answer.
@@ -211,6 +282,8 @@ def eval_(settings: Settings, questions: str, as_json: bool, calibrate: bool, ve
     cases = load_cases(questions)
     pipeline = Pipeline(_with_model(settings, llm_model))
     report, outcomes = evaluate(pipeline, cases)
+    if compare:
+        report[compare], _ = evaluate(pipeline, cases, system=compare)
     if calibrate:
         threshold, detail = calibrate_threshold(pipeline, cases)
         report["calibrated_min_score"] = {"value": threshold, **detail}
@@ -221,14 +294,23 @@ def eval_(settings: Settings, questions: str, as_json: bool, calibrate: bool, ve
         for o in outcomes:
             mark = ("ok " if o.correct else "MISS") if o.case.answerable else ("ok " if not o.answer.answered else "FALSE")
             click.echo(f"{mark} [{o.case.split}] {o.case.question} -> {o.answer.text[:140]} ({o.answer.evidence:.3f})")
-    for part in [k for k in report if isinstance(report[k], dict) and "questions" in report[k]]:
-        r = report[part]
-        click.echo(
-            f"{part:8} n={r['questions']:3}  hit@k={_f(r['hit_at_k'])}  accuracy={_f(r['accuracy'])}  "
-            f"citations={_f(r['citation_accuracy'])}  abstention={_f(r['abstention'])}  "
-            f"p50={r['latency_ms_p50']}ms p95={r['latency_ms_p95']}ms  median answer={r['answer_chars_median']} chars"
-            + (f"  llm answers={r['llm_answers']} fallbacks={r['fallbacks']}" if report["llm_model"] else "")
-        )
+    for system, rep in [("dealbot", report)] + ([(compare, report[compare])] if compare else []):
+        for part in [k for k in ("dev", "heldout", "overall") if isinstance(rep.get(k), dict)]:
+            r = rep[part]
+            click.echo(
+                f"{system:8} {part:8} n={r['questions']:3}  hit@k={_f(r['hit_at_k'])}  accuracy={_f(r['accuracy'])}  "
+                f"citations={_f(r['citation_accuracy'])}  abstention={_f(r['abstention'])}  "
+                f"p50={r['latency_ms_p50']}ms p95={r['latency_ms_p95']}ms  median answer={r['answer_chars_median']} chars"
+                + (f"  llm answers={r['llm_answers']} fallbacks={r['fallbacks']}" if rep.get("llm_model") else "")
+            )
+    if compare:
+        for part in [k for k in ("dev", "heldout", "overall") if isinstance(report.get(k), dict)]:
+            ours, theirs = report[part], report[compare][part]
+            margins = "  ".join(
+                f"{name}={_margin(ours[key], theirs[key])}"
+                for name, key in (("accuracy", "accuracy"), ("citations", "citation_accuracy"), ("abstention", "abstention"))
+            )
+            click.echo(f"margin   {part:8} dealbot - {compare}: {margins}")
     click.echo(f"min_score={report['min_score']}" + (f"  llm.model={report['llm_model']}" if report["llm_model"] else ""))
     if calibrate:
         click.echo(f"calibrated min_score={report['calibrated_min_score']['value']} (dev balanced score "
@@ -237,6 +319,10 @@ def eval_(settings: Settings, questions: str, as_json: bool, calibrate: bool, ve
 
 def _f(x: float | None) -> str:
     return "n/a " if x is None else f"{x:.2f}"
+
+
+def _margin(a: float | None, b: float | None) -> str:
+    return "n/a" if a is None or b is None else f"{a - b:+.2f}"
 
 
 @cli.command()

@@ -6,14 +6,16 @@ Sources are matched on the file stem of the cited document's source (a path or U
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
+import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
 from .pipeline import Pipeline
-from .types import Answer
+from .types import Answer, Citation, Sentence
 
 
 class EvalFileError(ValueError):
@@ -30,6 +32,14 @@ class Case:
 
 
 def load_cases(path: str) -> list[Case]:
+    """The questions of a JSONL file, or of every *.jsonl file in a folder (in name order)."""
+    from pathlib import Path
+
+    if Path(path).is_dir():
+        files = sorted(Path(path).glob("*.jsonl"))
+        if not files:
+            raise EvalFileError(f"{path}: no *.jsonl question files")
+        return [c for f in files for c in load_cases(str(f))]
     cases = []
     try:
         lines = open(path, encoding="utf-8").read().splitlines()
@@ -112,9 +122,32 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(values[min(len(values) - 1, int(q * len(values)))], 2)
 
 
-def evaluate(pipeline: Pipeline, cases: list[Case], min_score: float | None = None) -> tuple[dict, list[Outcome]]:
-    """Answer every case; report overall and per split (dev, heldout)."""
-    outcomes = [Outcome(c, pipeline.ask(c.question, min_score=min_score)) for c in cases]
+def baseline_answer(pipeline: Pipeline, question: str) -> Answer:
+    """The naive baseline: the passage nearest to the question (dense retrieval alone) as the answer, cited; it
+    never abstains."""
+    t0 = time.perf_counter()
+    retriever = pipeline.retriever
+    found = [(pid, s) for pid, s in retriever.index.nearest(retriever.embedder.encode_query(question), 1) if pid in retriever.passages]
+    if not found:
+        return Answer(question, False, reason="nothing retrieved")
+    hit = dataclasses.replace(retriever.passages[found[0][0]].hit, score=found[0][1])
+    citation = Citation(1, hit.doc_id, hit.title, hit.source, (hit.text,), hit.url, hit.outlet, hit.published)
+    timings = {"total": round((time.perf_counter() - t0) * 1000, 2)}
+    return Answer(question, True, (Sentence(hit.text, 1),), (citation,), (hit,), hit.score, timings_ms=timings)
+
+
+SYSTEMS = ("baseline",)
+
+
+def evaluate(
+    pipeline: Pipeline, cases: list[Case], min_score: float | None = None, system: str = "dealbot"
+) -> tuple[dict, list[Outcome]]:
+    """Answer every case with `system` ("dealbot", or "baseline" for the naive one); report overall and per split
+    (dev, heldout)."""
+    if system == "baseline":
+        outcomes = [Outcome(c, baseline_answer(pipeline, c.question)) for c in cases]
+    else:
+        outcomes = [Outcome(c, pipeline.ask(c.question, min_score=min_score)) for c in cases]
     report = {"overall": score(outcomes)}
     for split in sorted({c.split for c in cases}):
         report[split] = score([o for o in outcomes if o.case.split == split])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from typing import Callable, Sequence
 
@@ -11,8 +12,9 @@ from ingest.index import Index
 from ingest.settings import Settings
 
 from .answer import compose, uncovered
+from .dates import question_window
 from .followup import contextualize
-from .retrieve import Retriever
+from .retrieve import Filters, Retriever
 from .types import NOT_ASKED, Answer
 
 
@@ -36,18 +38,29 @@ class Pipeline:
         self.embedder.encode_query("warm up")  # load the model now, not on the first question
 
     def refresh(self) -> None:
-        """Read the index again: after an ingest run in this process, the next question sees the new articles."""
+        """Rebuild everything derived from the index (passages, corpus statistics, BM25): call after an ingest run
+        in this process, and the next question sees the new articles. Other processes' writes are picked up by the
+        retriever itself."""
         self.retriever.reload()
+
+    def answer(self, question: str, history: Sequence[str | Answer] = (), **options) -> Answer:
+        """Answer `question` in a conversation: `history` holds the earlier turns, oldest first, as questions or
+        the Answers given to them; a follow-up ("and when was it signed?") is read in their light."""
+        return self.ask(question, history, **options)
 
     def ask(
         self,
         question: str,
-        history: Sequence[str] = (),
+        history: Sequence[str | Answer] = (),
         min_score: float | None = None,
         on_text: Callable[[str], None] | None = None,
         use_llm: bool = True,
+        filters: Filters | None = None,
+        explain: bool = False,
     ) -> Answer:
-        """Answer `question`; `history` holds the earlier questions of the conversation, oldest first.
+        """Answer `question`; `history` holds the earlier turns of the conversation, oldest first (questions or
+        Answers); `filters` restrict the articles it may be answered from; `explain` adds the composer's
+        reasoning to the Answer.
 
         With an LLM configured (and `use_llm`), `on_text` is called with the answer so far as the model writes it
         (citation markers already renumbered); the Answer returned is final and may differ (checked citations, or
@@ -56,18 +69,32 @@ class Pipeline:
         threshold = self.settings.retrieval.min_score if min_score is None else min_score
         t0 = time.perf_counter()
         asked = self.retriever.stats.correct_spelling(contextualize(question, history))
-        hits = self.retriever.retrieve(asked)
+        window = question_window(question, self.retriever.newest)
+        named = Filters(window.since, window.until, self.retriever.outlets_named(question))
+        combined = Filters(
+            (filters.since if filters else None) or named.since,
+            (filters.until if filters else None) or named.until,
+            (filters.sources if filters else ()) or named.sources,
+        )
+        if named.sources:  # the outlet is a filter now, not words the answer must contain
+            outlets = "|".join(re.escape(n) for n, o in self.retriever.outlets.items() if o in named.sources)
+            asked = re.sub(rf"\s*\b(?:according to|in|from|by)?\s*(?:{outlets})(?!\w)", "", asked, flags=re.I).strip(" ,;:")
+        hits = self.retriever.retrieve(asked, combined, prefer=window.prefer)
+        if not hits and named and combined != filters:  # the question's own filters ruled everything out: drop them
+            combined = filters or Filters()
+            hits = self.retriever.retrieve(asked, combined, prefer=window.prefer)
         t1 = time.perf_counter()
-        answer = dataclasses.replace(compose(asked, hits, self.retriever.stats, threshold), question=question)
+        answer = dataclasses.replace(compose(asked, hits, self.retriever.stats, threshold, explain=explain), question=question)
         t2 = time.perf_counter()
         timings = {"retrieve": round((t1 - t0) * 1000, 2), "compose": round((t2 - t1) * 1000, 2)}
         if self.llm is not None and use_llm:
             if reason := uncovered(asked, hits, self.retriever.stats):
                 answer = dataclasses.replace(answer, fallback_reason=f"{NOT_ASKED}: {reason}")
             else:
-                answer = self.llm.answer(question, history, hits, answer, on_text=on_text)
+                earlier = [h if isinstance(h, str) else (h.asked or h.question) for h in history]
+                answer = self.llm.answer(question, earlier, hits, answer, on_text=on_text)
             t3 = time.perf_counter()
             timings["generate"] = round((t3 - t2) * 1000, 2)
             t2 = t3
         timings["total"] = round((t2 - t0) * 1000, 2)
-        return dataclasses.replace(answer, timings_ms=timings)
+        return dataclasses.replace(answer, timings_ms=timings, asked=asked, filters=combined.describe())

@@ -33,7 +33,46 @@ def answer_text(answer: Answer, width: int = 100) -> str:
     return body + "\n\n" + "\n".join(citation_line(c) for c in answer.citations)
 
 
-def answer_dict(answer: Answer) -> dict:
+def explain_text(answer: Answer, width: int = 100) -> str:
+    """What the composer saw: the retrieved passages with their scores, and the best candidate sentences with
+    their signals and why each was chosen or not."""
+    lines = [f"question as answered: {answer.asked or answer.question}"]
+    if answer.filters:
+        lines.append(f"filters: {answer.filters}")
+    lines.append(f"evidence {answer.evidence:.3f}" + (f"; abstained: {answer.reason}" if not answer.answered else ""))
+    lines.append("\npassages (fused = reciprocal rank fusion of the dense and lexical ranks):")
+    lines.append(f"  {'#':>2} {'dense':>6} {'lexical':>7} {'fused':>6}  {'via':9} article")
+    for h in answer.hits:
+        where = f"{h.title[:50]} ({', '.join(x for x in (h.outlet, h.published) if x)})"
+        lines.append(f"  {h.rank:>2} {h.score:6.3f} {h.lexical:7.3f} {h.fused:6.4f}  {h.via:9} {where}")
+    if answer.considered:
+        lines.append("\nsentences (score = weighted sum of the signals):")
+        for c in answer.considered:
+            signals = " ".join(f"{k}={v:g}" for k, v in c.signals.items() if k != "dense")
+            lines.append(textwrap.fill(f"{c.score:.3f} {c.text}", width, initial_indent="  ", subsequent_indent="        "))
+            lines.append(f"        {signals}")
+            lines.append(f"        {c.why}")
+    return "\n".join(lines)
+
+
+def answer_dict(answer: Answer, explain: bool = False) -> dict:
+    out = _answer_dict(answer)
+    if explain:
+        out["asked"] = answer.asked
+        out["filters"] = answer.filters or None
+        out["passages"] = [
+            {"rank": h.rank, "id": h.id, "title": h.title, "published": h.published, "dense": round(h.score, 4),
+             "lexical": round(h.lexical, 4), "fused": round(h.fused, 5), "via": h.via}
+            for h in answer.hits
+        ]
+        out["sentences"] = [
+            {"text": c.text, "passage_id": c.passage_id, "score": c.score, "signals": c.signals, "why": c.why}
+            for c in answer.considered
+        ]
+    return out
+
+
+def _answer_dict(answer: Answer) -> dict:
     return {
         "question": answer.question,
         "answered": answer.answered,
@@ -60,8 +99,8 @@ def answer_dict(answer: Answer) -> dict:
     }
 
 
-def answer_json(answer: Answer) -> str:
-    return json.dumps(answer_dict(answer), ensure_ascii=False)
+def answer_json(answer: Answer, explain: bool = False) -> str:
+    return json.dumps(answer_dict(answer, explain), ensure_ascii=False)
 
 
 def report_line(report: dict) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
@@ -14,7 +15,7 @@ import numpy as np
 from ingest.embed import Embedder
 from ingest.index import Index, Row
 
-from .text import stem, terms, words
+from .text import ROLES, STOPWORDS, _plain, stem, terms, words
 from .types import Hit
 
 
@@ -28,13 +29,17 @@ class CorpusStats:
     sentences: int
     df: dict[str, int]
     vocabulary: frozenset[str]
+    documents: dict[str, str] = dataclasses.field(default_factory=dict)  # doc_id -> title and text, for name checks
 
     @classmethod
     def from_rows(cls, rows: list[Row]) -> "CorpusStats":
         df: Counter[str] = Counter()
         vocabulary: set[str] = set()
         seen: set[tuple[str, int]] = set()
+        parts: dict[str, dict[int, str]] = {}
         for row in rows:
+            doc = parts.setdefault(row.meta["doc_id"], {-2: row.meta["outlet"] or "", -1: row.meta["title"]})
+            doc[row.meta["start"]] = row.text
             for s, e in row.sentences:
                 key = (row.meta["doc_key"], row.meta["start"] + s)
                 if key in seen:  # passages overlap: count each sentence once
@@ -43,7 +48,9 @@ class CorpusStats:
                 text = row.text[s:e]
                 df.update(set(terms(text)))
                 vocabulary.update(w.lower() for w in words(text))
-        return cls(len(seen), dict(df), frozenset(vocabulary))
+                vocabulary.update(_plain(w) for w in words(text))
+        documents = {d: "\n".join(t for _, t in sorted(p.items())) for d, p in parts.items()}
+        return cls(len(seen), dict(df), frozenset(vocabulary), documents)
 
     def correct_spelling(self, question: str) -> str:
         """The question with words no article contains replaced by a close match that one does ("comerce")."""
@@ -51,7 +58,15 @@ class CorpusStats:
 
         def fix(m: re.Match) -> str:
             word = m[0]
-            if len(word) < 5 or word.lower() in self.vocabulary or stem(word) in self.df:
+            # Role words ("minister") are left alone: corrected to a word the articles have ("ministry"), a question
+            # about a role no article names would be answered about something else.
+            if (
+                len(word) < 5
+                or word.lower() in self.vocabulary
+                or word.lower() in STOPWORDS
+                or stem(word) in self.df
+                or stem(word) in ROLES
+            ):
                 return word
             match = process.extractOne(word.lower(), self._spellable, scorer=fuzz.ratio, score_cutoff=85)
             if not match:
@@ -74,11 +89,49 @@ class CorpusStats:
 
 
 @dataclass(frozen=True)
+class Filters:
+    """Which articles a question may be answered from: published in [since, until] (ISO dates, inclusive), and from
+    one of `sources` (matched, case-insensitively, against the outlet, the article's file stem, URL or path)."""
+
+    since: str | None = None
+    until: str | None = None
+    sources: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.since or self.until or self.sources)
+
+    def admits(self, hit: Hit) -> bool:
+        if self.since or self.until:
+            if not hit.published:
+                return False
+            if (self.since and hit.published < self.since) or (self.until and hit.published > self.until):
+                return False
+        if self.sources:
+            where = " ".join(x for x in (hit.outlet, hit.source, hit.url) if x).lower()
+            if not any(s.lower() in where for s in self.sources):
+                return False
+        return True
+
+    def describe(self) -> str:
+        parts = []
+        if self.since:
+            parts.append(f"since {self.since}")
+        if self.until:
+            parts.append(f"until {self.until}")
+        if self.sources:
+            parts.append("from " + " or ".join(self.sources))
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class _Stored:
     """A passage as held in memory: what a Hit needs, with its sentence vectors ready for scoring."""
 
     hit: Hit
     sentence_vectors: np.ndarray
+    doc_key: str
+    version: str
+    n: int
 
 
 def _stored(row: Row) -> _Stored:
@@ -97,15 +150,35 @@ def _stored(row: Row) -> _Stored:
         outlet=m["outlet"] or None,
         published=m["published"] or None,
     )
-    return _Stored(hit, row.sentence_vectors)
+    return _Stored(hit, row.sentence_vectors, m["doc_key"], m["version"], int(m["n"]))
+
+
+def _fingerprint(text: str) -> str:
+    """Passages that read the same (syndicated copies, case and spacing aside) share a fingerprint."""
+    return " ".join(words(text.lower()))
+
+
+# Reciprocal rank fusion's constant: ranks 1 and 2 differ little, so neither list alone decides (Cormack et al.).
+RRF_K = 60
+# Candidates taken from each of the dense and lexical lists before fusion, as a multiple of k.
+CANDIDATES_PER_K = 3
+# At most this many passages of one article among the first k, so one long article cannot crowd the others out.
+MAX_PER_DOC = 3
+# Passages whose neighbours are pulled in (those that may hold half of an answer spanning the boundary).
+NEIGHBOURS_OF = 2
+# In server mode another process may change the collection: its size is checked at most this often (seconds).
+REFRESH_SECONDS = 5.0
 
 
 class Retriever:
-    """Dense retrieval over the index, with corpus statistics for the answer composer.
+    """Hybrid retrieval over the index: dense (Chroma) and lexical (BM25 over the same passages), fused by
+    reciprocal rank fusion, then filtered, de-duplicated across syndicated copies and diversified across articles.
 
     The passages' texts, metadata and sentence vectors are held in memory (they are needed for the corpus
-    statistics anyway), so a query asks Chroma only for ids and distances. When Chroma returns an id the
-    snapshot does not know, the index changed underneath (another writer): the snapshot is reloaded.
+    statistics and BM25 anyway), so a query asks Chroma only for ids and distances. Everything derived from the
+    index is rebuilt by `reload()`: after an ingest run in this process (`Pipeline.refresh()`), when Chroma returns
+    an id the snapshot does not know, or when the collection's size changed (checked at most every
+    REFRESH_SECONDS, for a server other processes write to).
     """
 
     def __init__(self, index: Index, embedder: Embedder, k: int):
@@ -115,18 +188,133 @@ class Retriever:
         self.reload()
 
     def reload(self) -> None:
+        import bm25s
+
         rows = self.index.passages()
         self.passages = {row.id: _stored(row) for row in rows}
         self.stats = CorpusStats.from_rows(rows)
+        self._ids = list(self.passages)
+        self._position = {pid: i for i, pid in enumerate(self._ids)}
+        self._by_place = {(s.doc_key, s.version, s.n): pid for pid, s in self.passages.items()}
+        self._fingerprints = {pid: _fingerprint(s.hit.text) for pid, s in self.passages.items()}
+        self.newest = max((s.hit.published for s in self.passages.values() if s.hit.published), default=None)
+        # Outlets by the name a question would use ("The Hill"; "Test Wire" for "Test Wire (fixture)").
+        self.outlets = {
+            re.sub(r"\s*\(.*?\)\s*", " ", s.hit.outlet).strip(): s.hit.outlet
+            for s in self.passages.values()
+            if s.hit.outlet
+        }
+        self.bm25 = bm25s.BM25()
+        if self._ids:
+            tokens = [terms(f"{s.hit.title} {s.hit.text}") or ["_"] for s in self.passages.values()]
+            self.bm25.index(tokens, show_progress=False)
+        self._count = self.index.count()
+        self._checked = time.monotonic()
 
-    def retrieve(self, question: str) -> list[Hit]:
-        vector = self.embedder.encode_query(question)
-        found = self.index.nearest(vector, self.k)
-        if any(pid not in self.passages for pid, _ in found):
+    def outlets_named(self, question: str) -> tuple[str, ...]:
+        """The outlets of the corpus that `question` names ("according to The Hill")."""
+        return tuple(
+            outlet for name, outlet in self.outlets.items()
+            if len(name) > 2 and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", question, re.I)
+        )
+
+    def refresh_if_changed(self) -> bool:
+        """Reload when the collection's size changed since the snapshot (checked at most every REFRESH_SECONDS)."""
+        now = time.monotonic()
+        if now - self._checked < REFRESH_SECONDS:
+            return False
+        self._checked = now
+        if self.index.count() != self._count:
             self.reload()
-        return [self._hit(pid, score, vector) for pid, score in found if pid in self.passages]
+            return True
+        return False
 
-    def _hit(self, pid: str, score: float, vector: np.ndarray) -> Hit:
+    def lexical(self, question: str, n: int) -> list[tuple[str, float]]:
+        """Ids and BM25 scores of the `n` best passages by BM25, best first (only those sharing a term)."""
+        q = [t for t in terms(question) if t in self.stats.df]
+        if not q or not self._ids:
+            return []
+        scores = self.bm25.get_scores(q)
+        n = min(n, len(scores))
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top])]
+        return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def retrieve(
+        self, question: str, filters: Filters | None = None, k: int | None = None, prefer: tuple[str, str] | None = None
+    ) -> list[Hit]:
+        """The k best passages for `question`, only from articles `filters` admits; articles published within
+        `prefer` (ISO dates, inclusive) get one more vote in the fusion, as if ranked first by a third list."""
+        k = k or self.k
+        self.refresh_if_changed()
+        vector = self.embedder.encode_query(question)
+        wanted = CANDIDATES_PER_K * k
+        admitted = None
+        if filters:
+            admitted = {pid for pid, s in self.passages.items() if filters.admits(s.hit)}
+        where = {"doc_id": {"$in": sorted({self.passages[p].hit.doc_id for p in admitted})}} if admitted else None
+        if admitted is not None and not admitted:
+            return []
+        dense = self.index.nearest(vector, wanted, where=where)
+        if any(pid not in self.passages for pid, _ in dense):
+            self.reload()
+            if admitted is not None:
+                admitted = {pid for pid, s in self.passages.items() if filters.admits(s.hit)}
+        dense = [(pid, s) for pid, s in dense if pid in self.passages and (admitted is None or pid in admitted)]
+        lexical = self.lexical(question, wanted * 2 if admitted is not None else wanted)
+        lexical = [(pid, s) for pid, s in lexical if admitted is None or pid in admitted][:wanted]
+        return self._fuse(dense, lexical, vector, k, prefer)
+
+    def _fuse(self, dense, lexical, vector: np.ndarray, k: int, prefer: tuple[str, str] | None = None) -> list[Hit]:
+        fused: dict[str, float] = {}
+        dense_rank = {pid: r for r, (pid, _) in enumerate(dense, 1)}
+        lexical_rank = {pid: r for r, (pid, _) in enumerate(lexical, 1)}
+        for ranks in (dense_rank, lexical_rank):
+            for pid, r in ranks.items():
+                fused[pid] = fused.get(pid, 0.0) + 1.0 / (RRF_K + r)
+        if prefer:
+            for pid in fused:
+                published = self.passages[pid].hit.published
+                if published and prefer[0] <= published <= prefer[1]:
+                    fused[pid] += 1.0 / (RRF_K + 1)
+        dense_score = dict(dense)
+        top_lexical = lexical[0][1] if lexical else 1.0
+        lexical_score = {pid: s / top_lexical for pid, s in lexical}
+        order = sorted(fused, key=lambda pid: fused[pid], reverse=True)
+        # Syndicated copies: the same text under another article is dropped; then at most MAX_PER_DOC passages of
+        # one article come first, the rest only if places are left.
+        seen_text: set[str] = set()
+        first, rest, per_doc = [], [], Counter()
+        for pid in order:
+            fp = self._fingerprints[pid]
+            if fp in seen_text:
+                continue
+            seen_text.add(fp)
+            doc = self.passages[pid].hit.doc_id
+            per_doc[doc] += 1
+            (first if per_doc[doc] <= MAX_PER_DOC else rest).append(pid)
+        chosen = (first + rest)[:k]
+        hits = []
+        for rank, pid in enumerate(chosen, 1):
+            via = "both" if pid in dense_rank and pid in lexical_rank else "dense" if pid in dense_rank else "lexical"
+            hits.append(self._hit(pid, vector, dense_score.get(pid), lexical_score.get(pid, 0.0), fused[pid], rank, via))
+        # A passage's neighbours, for an answer that runs over its boundary, when they are not already in.
+        present = set(chosen) | {self._fingerprints[p] for p in chosen}
+        for hit in hits[:NEIGHBOURS_OF]:
+            s = self.passages[hit.id]
+            for n in (s.n - 1, s.n + 1):
+                pid = self._by_place.get((s.doc_key, s.version, n))
+                if pid and pid not in present and self._fingerprints[pid] not in present:
+                    present |= {pid, self._fingerprints[pid]}
+                    hits.append(self._hit(pid, vector, dense_score.get(pid), lexical_score.get(pid, 0.0),
+                                          0.5 * hit.fused, len(hits) + 1, "neighbour"))
+        return hits
+
+    def _hit(self, pid: str, vector: np.ndarray, dense: float | None, lexical: float, fused: float, rank: int, via: str) -> Hit:
         stored = self.passages[pid]
-        scores = tuple((stored.sentence_vectors @ vector).tolist())
-        return dataclasses.replace(stored.hit, score=score, sentence_scores=scores)
+        scores = stored.sentence_vectors @ vector
+        # A passage found only lexically has no cosine from Chroma: its best sentence's similarity stands in.
+        score = dense if dense is not None else float(scores.max(initial=0.0))
+        return dataclasses.replace(
+            stored.hit, score=score, sentence_scores=tuple(scores.tolist()), lexical=lexical, fused=fused, rank=rank, via=via
+        )

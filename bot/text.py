@@ -18,7 +18,7 @@ STOPWORDS = frozenset(
     off on once only or other our ours ourselves out over own same she should so some such than that the their
     theirs them themselves then there these they this those through to too under until up very was we were what
     when where which while who whom whose why will with would you your yours yourself yourselves s t don't
-    tell say said says know anything something thing things get got give given us u please exactly really
+    tell say said says report reported reports reporting write wrote written know anything something thing things get got give given us u please exactly really
     many much happen happened
     """.split()
 )
@@ -64,7 +64,7 @@ _QUESTION_TYPES = [
     (SUMMARY, re.compile(r"\b(what(?:'s|’s| is| was)\b.{0,40}\b(mainly|mostly|all|really) about|gist|summary|summari[sz]e|in a nutshell|main point)\b", re.I)),
     (DATE, re.compile(r"^(when|since when|until when|by when)\b|\bwhat (date|day|month|year|time)\b|\bhow long ago\b", re.I)),
     (PERSON, re.compile(r"^(who|whom|whose)\b|\b(which|what) (official|person|people|secretary|minister|leader|president)\b|\bnames? of\b", re.I)),
-    (NUMBER, re.compile(r"\bhow (much|many|high|large|big|steep)\b|\bwhat (\w+ )?(percent|percentage|share|rate|proportion|fraction|number|amount)\b|\b(tariff|rate) (was|is|were)\b", re.I)),
+    (NUMBER, re.compile(r"\bhow (much|many|high|large|big|steep)\b|\bwhat (\w+ )?(percent|percentage|share|rate|proportion|fraction|number|amount)\b|\b(tariff|rate) (was|is|were)\b|\bwhat(?:'s|’s| is| was| are)? (?:the )?(?:\w+ ){0,3}(tariff|rate|duty|duties)\b(?! did)", re.I)),
     (PLACE, re.compile(r"^where\b|\b(which|what) (city|country|countries|place|capital|venue|location)\b", re.I)),
 ]
 
@@ -73,7 +73,7 @@ _DAYS = r"Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
 _ANSWER_SHAPES = {
     DATE: re.compile(
         rf"\b({_MONTHS}|{_DAYS})\b|\b(1[89]|20)\d\d\b|\b\d{{4}}-\d\d-\d\d\b|"
-        r"\b(yesterday|today|tonight|tomorrow|ago|the other day|earlier this|later this|last (week|month|year)|"
+        r"\b(yesterday|today|tonight|tomorrow|ago|the other day|(over|at) the weekend|earlier this|later this|last (week|month|year)|"
         r"this (week|month|year)|next (week|month|year))\b",
         re.I,
     ),
@@ -87,9 +87,29 @@ _ANSWER_SHAPES = {
 }
 # Two or more capitalised words in a row, not at the start of the sentence: a person's name, most of the time.
 _PERSON_NAME = re.compile(r"(?<![.!?“\"] )(?<!^)\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+\b")
+_SMALL_NUMBER = re.compile(r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen)\b", re.I)
 _UNIT = re.compile(r"\bhow (?:many|much) ([a-z]+)", re.I)
+_AUX = r"(?:has|have|had|did|does|do|will|would|are|were|is|was|can|could|should)"
+# "how many rare earth licences has ...": the counted thing is the last word before the verb ("tons of ..." before "of")
+_UNIT_PHRASE = re.compile(rf"\bhow (?:many|much) (?:more )?((?:[a-z]+ ){{0,3}}?)([a-z]+)(?: of\b| {_AUX}\b)", re.I)
+# "how much did rare earth prices rise": the thing that rose
+_UNIT_CHANGE = re.compile(
+    rf"\bhow (?:much|far) {_AUX} (?:the )?((?:[a-z]+ ){{0,3}}?)([a-z]+) (?:rise|fall|increase|drop|grow|climb|jump|decline|go up|go down)\b",
+    re.I,
+)
+# "what did X agree": the answer must be something agreed
+_AGREE_QUESTION = re.compile(r"\b(agree|agreed|sign|signed)\b", re.I)
+_AGREEMENT = re.compile(r"\b(agree|agreed|agrees|agreement|deal|accord|pact|truce|framework|understanding|signed|consensus)\b", re.I)
 _NOT_UNITS = {"of", "is", "are", "was", "were", "did", "does", "do", "has", "have", "will", "would", "can", "the", "a", "more"}
-_PRESENT = re.compile(r"\b(now|currently|current|today|at present|these days|still)\b", re.I)
+_PRESENT = re.compile(r"\b(now|currently|current|today|at present|these days|still|latest|most recent|newest|nowadays)\b", re.I)
+# "What did Bessent say ...": the answer is something the named speaker said, so a sentence must report speech.
+_SAY_QUESTION = re.compile(r"\b(?:did|does|do|has|have)\s+(.{1,60}?)\s+(?:say|said|tell|told|announce|claim|state)\b", re.I)
+_SPEECH = re.compile(r"\b(said|says|saying|told|tells|announced|stated|statement|described|alluded|added|according)\b|[“\"]", re.I)
+# Roles a "who" question may name ("who is the commerce secretary"): the sentence naming the person must name the role.
+ROLES = _ROLES = frozenset(stem(w) for w in """minister secretary ambassador spokesperson spokesman spokeswoman representative
+    governor chairman chair ceo chief head envoy negotiator mayor senator""".split())
+# Questions about how something developed want the sentences in time order.
+_CHANGE = re.compile(r"\b(change[sd]?|changing|evolve[sd]?|over time|over the year|timeline|history|since then|so far|over 20\d\d)\b", re.I)
 _PAST_ANCHOR = re.compile(rf"\b(in|since|during|last|until) ({_MONTHS}|\d{{4}}|(last )?(week|month|year))\b")
 _MONEY = re.compile(r"[$€£¥]|\b(dollars?|euros?|yuan|pounds?|billion|million|trillion)\b", re.I)
 
@@ -103,17 +123,33 @@ class Expectation:
     money: bool = False
     present: bool = False  # asks how things stand now
     question_terms: frozenset[str] = frozenset()
+    speaker: frozenset[str] = frozenset()  # "what did X say": X's terms
+    roles: frozenset[str] = frozenset()  # "who is the commerce secretary": the role's terms
+    change: bool = False  # asks how something developed over time
+    agreed: bool = False  # "what did X agree": the answer reports an agreement
 
-    def met_by(self, sentence: str, sentence_terms: frozenset[str], lead: bool = False) -> bool:
+    def met_by(self, sentence: str, sentence_terms: frozenset[str], lead: bool = False, context: str = "") -> bool:
+        """Whether `sentence` holds the kind of answer asked for; `context` is the sentence before it, where a
+        quotation's attribution often is."""
         if self.present and _PAST_ANCHOR.search(sentence):
             return False  # "what is the rate now?" is not answered by what the rate was in April
+        if self.agreed and not _AGREEMENT.search(sentence):
+            return False
+        if self.speaker:
+            around = f"{context} {sentence}"
+            if not (_SPEECH.search(sentence) and self.speaker <= set(terms(around))):
+                return False
         if self.kind == SUMMARY:  # a news report says what it is about in its first sentence
             return lead
         if self.kind == PERSON:
+            if self.roles and not self.roles & sentence_terms:
+                return False
             return any(set(terms(name)) - self.question_terms for name in _PERSON_NAME.findall(sentence))
         pattern = _ANSWER_SHAPES.get(self.kind)
         if pattern is not None and not pattern.search(sentence):
-            return False
+            # "five more rare earth elements": a small number counts when it counts the thing asked about
+            if not (self.kind == NUMBER and self.unit and self.unit in sentence_terms and _SMALL_NUMBER.search(sentence)):
+                return False
         if self.unit and self.unit not in sentence_terms:
             return False
         return not self.money or bool(_MONEY.search(sentence))
@@ -130,16 +166,50 @@ def question_type(question: str) -> str:
 def expectation(question: str) -> Expectation:
     kind = question_type(question)
     unit = None
-    if m := _UNIT.search(question):
+    if m := _UNIT_CHANGE.search(question):
+        unit = stem(m[2])
+    elif (m := _UNIT_PHRASE.search(question)) and m[2].lower() not in _NOT_UNITS:
+        unit = stem(m[2])
+    elif m := _UNIT.search(question):
         unit = None if m[1].lower() in _NOT_UNITS else stem(m[1])
     money = bool(re.search(r"\b(worth|cost|costs|price|in dollars)\b", question, re.I))
     present = bool(_PRESENT.search(question))
-    return Expectation(kind, unit, money, present, question_terms(question))
+    speaker: frozenset[str] = frozenset()
+    if m := _SAY_QUESTION.search(question):
+        speaker = frozenset(terms(m[1])) - {stem(w) for w in ("ministry", "spokesperson", "official", "officials")}
+    q_terms = question_terms(question)
+    roles = frozenset(q_terms & _ROLES) if kind == PERSON else frozenset()
+    agreed = bool(_AGREE_QUESTION.search(question)) and kind in (OTHER, SUMMARY)
+    return Expectation(kind, unit, money, present, q_terms, speaker, roles, bool(_CHANGE.search(question)), agreed)
 
 
-_NAME = re.compile(r"\b(?:[A-Z]{2,}|[A-Z][a-z]+(?:[A-Z][a-z]+)*)\b")
+# Names that one article writes as another ("U.S." for "US", "Beijing" for "China"): any of a group stands for all.
+_ALIASES = [
+    ("us", "u.s.", "usa", "united states", "american", "americans", "america", "washington"),
+    ("china", "chinese", "beijing", "prc"),
+    ("eu", "european union", "european commission", "brussels", "europe", "european"),
+    ("uk", "britain", "british", "united kingdom"),
+]
+
+
+@lru_cache(maxsize=4096)
+def name_pattern(name: str) -> re.Pattern:
+    """A pattern matching `name` or any of its aliases as whole words, case-insensitively."""
+    forms = {_plain(name)}
+    for group in _ALIASES:
+        if forms & set(group):
+            forms |= set(group)
+    return re.compile("|".join(rf"(?<![\w.]){re.escape(f)}(?![\w])" for f in sorted(forms, key=len, reverse=True)), re.I)
+
+
+_NAME = re.compile(r"\b(?:[A-Z][A-Z0-9]+|[A-Z][a-z]+(?:[A-Z][a-z]+)*)\b")
+_CALENDAR = re.compile(rf"^({_MONTHS}|{_DAYS})$")
 
 
 def named_entities(question: str) -> list[str]:
-    """Capitalised words after the first word, and acronyms: the names a question is about (EU, Japan, Xi)."""
-    return [m[0] for m in _NAME.finditer(question.strip()) if m.start() > 0 or m[0].isupper()]
+    """Capitalised words after the first word, and acronyms: the names a question is about (EU, Japan, Xi, G20).
+    Month and day names are dates, not names."""
+    return [
+        m[0] for m in _NAME.finditer(question.strip())
+        if (m.start() > 0 or m[0].isupper()) and not _CALENDAR.match(m[0])
+    ]

@@ -27,6 +27,10 @@ class Hit:
     url: str | None = None
     outlet: str | None = None
     published: str | None = None  # ISO date
+    lexical: float = 0.0  # BM25 score relative to the best passage's (0 when BM25 did not retrieve it)
+    fused: float = 0.0  # reciprocal-rank-fusion score of the dense and lexical ranks
+    rank: int = 0  # place in the fused, diversified list (1 = best)
+    via: str = ""  # "dense", "lexical", "both", or "neighbour" (pulled in next to a better passage)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,18 @@ class Sentence:
 
 
 @dataclass(frozen=True)
+class Considered:
+    """A candidate sentence as the composer saw it (for `dealbot ask --explain`)."""
+
+    text: str
+    doc_id: str
+    passage_id: str
+    score: float  # the weighted sum of the signals
+    signals: dict[str, float]
+    why: str  # why it was chosen or not
+
+
+@dataclass(frozen=True)
 class Answer:
     question: str
     answered: bool
@@ -78,6 +94,9 @@ class Answer:
     evidence: float = 0.0  # the score the abstention threshold is applied to
     reason: str = ""  # why the bot abstained, when it did
     timings_ms: dict[str, float] = field(default_factory=dict)
+    considered: tuple[Considered, ...] = ()  # filled only when an explanation was asked for
+    asked: str = ""  # the question as answered: spelling corrected, a follow-up completed from the conversation
+    filters: str = ""  # the date and source filters applied, described ("since 2025-10-01")
     composer: str = "extractive"  # who wrote the answer: "extractive" (offline) or "llm"
     fallback_reason: str = ""  # why the LLM's reply was not used, when an LLM is configured and it was not
 

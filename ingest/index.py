@@ -156,11 +156,13 @@ class Index:
     def count(self) -> int:
         return self.collection.count() if self.collection is not None else 0
 
-    def nearest(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """Ids and cosine similarities of the `k` passages nearest to `vector`, nearest first."""
+    def nearest(self, vector: np.ndarray, k: int, where: dict | None = None) -> list[tuple[str, float]]:
+        """Ids and cosine similarities of the `k` passages nearest to `vector` (matching `where`), nearest first."""
         collection = self.require()
         hidden = self._hidden
-        res = collection.query(query_embeddings=[vector.tolist()], n_results=k + len(hidden), include=["distances"])
+        res = collection.query(
+            query_embeddings=[vector.tolist()], n_results=k + len(hidden), where=where, include=["distances"]
+        )
         found = [(i, 1.0 - d) for i, d in zip(res["ids"][0], res["distances"][0]) if i not in hidden]
         return found[:k]
 

@@ -119,6 +119,18 @@ def sample_pipeline(tmp_path_factory, embedder):
     return Pipeline(settings, embedder=embedder)
 
 
+EVAL_ARTICLES = Path(__file__).resolve().parent / "eval" / "articles"
+
+
+@pytest.fixture(scope="session")
+def eval_pipeline(tmp_path_factory, embedder):
+    """The pipeline over the eval corpus: the sample article plus the invented fixture articles in tests/eval/articles."""
+    from bot.pipeline import Pipeline
+    from ingest.sync import run_ingest
+
+    settings = make_settings(tmp_path_factory.mktemp("eval") / "data")
+    run_ingest(settings, [str(SAMPLE), str(EVAL_ARTICLES)], embedder=embedder)
+    return Pipeline(settings, embedder=embedder)
 # ---------------------------------------------------------------- LLM mode: the real langchain-openai client, a fake API
 
 OPENAI_KEY = "sk-test-dealbot-0123456789abcdef"  # what the tests put in OPENAI_API_KEY; it must never be shown

@@ -1,0 +1,303 @@
+"""Issue 5 features on the real pipeline (real model, real Chroma): hybrid retrieval, filters, syndicated copies,
+neighbours, refresh, answer types, recency, abstention checks, --explain, follow-ups, chat, eval --compare."""
+
+import json
+
+import pytest
+
+import bot.retrieve as retrieve_module
+from bot.pipeline import Pipeline
+from bot.render import answer_dict, explain_text
+from bot.retrieve import Filters
+from bot.text import expectation, terms
+from conftest import EVAL_ARTICLES, SAMPLE, make_settings, run_cli, write_article
+from ingest.sync import run_ingest
+
+
+@pytest.fixture(scope="module")
+def pipeline(eval_pipeline):
+    return eval_pipeline
+
+
+# Retrieval
+
+
+def test_hits_carry_dense_lexical_and_fused_scores_in_fused_order(pipeline):
+    hits = pipeline.retriever.retrieve("Where in London were the talks held?")
+    ranked = [h for h in hits if h.via != "neighbour"]
+    assert [h.rank for h in ranked] == list(range(1, len(ranked) + 1))
+    assert all(h.fused > 0 for h in hits)
+    assert any(h.lexical > 0 for h in hits) and any(h.via == "both" for h in hits)
+    # Each fused score is the sum of 1/(60 + rank) over the lists that found it: at most 2/61.
+    assert max(h.fused for h in hits) <= 2 / 61 + 1 / 61 + 1e-9
+
+
+def test_bm25_finds_an_exact_rare_term(pipeline):
+    best_id, _ = pipeline.retriever.lexical("Lancaster House", 3)[0]
+    assert "Lancaster House" in pipeline.retriever.passages[best_id].hit.text
+
+
+def test_question_with_no_known_term_has_no_lexical_hits(pipeline):
+    assert pipeline.retriever.lexical("sourdough bread baking", 5) == []
+
+
+def test_results_are_diversified_across_articles(pipeline):
+    hits = pipeline.retriever.retrieve("rare earth tariffs China trade talks")
+    first = [h.doc_id for h in hits if h.via != "neighbour"]
+    assert len(set(first)) >= 4
+    assert max(first.count(d) for d in first) <= retrieve_module.MAX_PER_DOC
+
+
+def test_caller_filters_restrict_articles(pipeline):
+    a = pipeline.ask("What is the U.S. tariff on Chinese goods?", filters=Filters(since="2025-10-01"))
+    assert a.hits and all(h.published >= "2025-10-01" for h in a.hits)
+    assert a.answered and all(c.published >= "2025-10-01" for c in a.citations)
+    b = pipeline.ask("What did Bessent say?", filters=Filters(sources=("The Hill",)))
+    assert b.hits and {h.outlet for h in b.hits} == {"The Hill"}
+    assert pipeline.ask("What is the tariff?", filters=Filters(until="2020-01-01")).hits == ()
+
+
+def test_question_dates_filter_and_prefer(pipeline):
+    a = pipeline.ask("What did China do about rare earth export controls since October?")
+    assert a.filters == "since 2025-10-01"
+    assert a.hits and all(h.published >= "2025-10-01" for h in a.hits)
+    # "in <month>" prefers articles of that month and the next, without excluding the rest
+    hits = pipeline.retriever.retrieve("tariffs in May", prefer=("2025-05-01", "2025-06-30"))
+    assert hits[0].published.startswith(("2025-05", "2025-06"))
+
+
+def test_syndicated_copies_never_fill_the_list_twice(tmp_path, embedder):
+    body = (SAMPLE / "the-hill-2025-06-27.md").read_text(encoding="utf-8").split("---\n", 2)[2]
+    folder = tmp_path / "articles"
+    write_article(folder, "original.md", "White House announces trade deal", body, "2025-06-27", "The Hill")
+    # A partial copy: the syndicate ran the opening paragraphs under its own story, so ingest keeps it as an
+    # article of its own, yet its first passage reads exactly like the original's.
+    opening = "\n".join(body.strip().splitlines()[:6])
+    own = " ".join(f"Fixture Daily adds its own line {i} about freight schedules in the port of Fixtureville." for i in range(12))
+    write_article(folder, "copy.md", "Trade deal with China announced", f"{opening}\n{own}\n", "2025-06-28", "Fixture Daily")
+    settings = make_settings(tmp_path / "data")
+    report = run_ingest(settings, [str(folder)], embedder=embedder)
+    assert report.added == 2
+    p = Pipeline(settings, embedder=embedder)
+    first = {s.hit.doc_id: s.hit.text for s in p.retriever.passages.values() if s.hit.start == 0}
+    assert len(first) == 2 and len({" ".join(t.split()).lower() for t in first.values()}) == 1
+    hits = p.retriever.retrieve("What did Bessent say about trade talks in Geneva?")
+    texts = [" ".join(h.text.split()).lower() for h in hits]
+    assert len(texts) == len(set(texts))
+
+
+def test_neighbours_of_the_best_passages_are_pulled_in(tmp_path, embedder):
+    sentences = [f"Fixture sentence {i} reports that the freight index moved by {i} points in week {i}." for i in range(40)]
+    sentences[20] = "The port of Fixtureville reopened its rare earth terminal on Tuesday after a long strike."
+    folder = tmp_path / "articles"
+    write_article(folder, "long.md", "Freight fixture", " ".join(sentences))
+    settings = make_settings(tmp_path / "data", chunking_max_tokens=60)
+    run_ingest(settings, [str(folder)], embedder=embedder)
+    p = Pipeline(settings, embedder=embedder)
+    hits = p.retriever.retrieve("When did the Fixtureville rare earth terminal reopen?", k=2)
+    best = p.retriever.passages[hits[0].id]
+    neighbours = [p.retriever.passages[h.id] for h in hits if h.via == "neighbour"]
+    assert neighbours
+    assert all(n.doc_key == best.doc_key for n in neighbours)
+    assert {n.n for n in neighbours} & {best.n - 1, best.n + 1}
+
+
+def test_refresh_rebuilds_bm25_after_an_in_process_ingest(tmp_path, embedder, monkeypatch):
+    folder = tmp_path / "articles"
+    write_article(folder, "a.md", "Fixture one", "The fixture harbour handled more grain this spring.")
+    settings = make_settings(tmp_path / "data")
+    run_ingest(settings, [str(folder)], embedder=embedder)
+    p = Pipeline(settings, embedder=embedder)
+    assert p.retriever.lexical("zirconium quota", 3) == []
+    write_article(folder, "b.md", "Fixture two", "A zirconium quota was announced for fixture exporters.")
+    run_ingest(settings, [str(folder)], embedder=embedder)
+    p.refresh()
+    assert p.retriever.lexical("zirconium quota", 3)
+    # Another writer (server mode): noticed from the collection's size, at most every REFRESH_SECONDS.
+    write_article(folder, "c.md", "Fixture three", "The vanadium levy doubled for fixture smelters.")
+    run_ingest(settings, [str(folder)], embedder=embedder)
+    monkeypatch.setattr(retrieve_module, "REFRESH_SECONDS", 0.0)
+    assert any("vanadium" in h.text for h in p.retriever.retrieve("What happened to the vanadium levy?"))
+
+
+# Composing
+
+
+@pytest.mark.parametrize(
+    "question, kind, good, bad",
+    [
+        ("Who led the talks?", "person", "Treasury Secretary Scott Bessent led the talks.", "The talks were led well."),
+        ("When were the talks?", "date", "The talks were held on June 9.", "The talks were held in a palace."),
+        ("How much did tariffs fall?", "number", "Tariffs fell to 30 percent.", "Tariffs fell sharply."),
+        ("Where were the talks?", "place", "The talks were held in Geneva.", "The talks were held quietly."),
+    ],
+)
+def test_answer_types_want_a_name_a_date_a_figure_a_place(question, kind, good, bad):
+    e = expectation(question)
+    assert e.kind == kind
+    assert e.met_by(good, frozenset(terms(good)))
+    assert not e.met_by(bad, frozenset(terms(bad)))
+
+
+def test_a_role_and_a_speaker_must_be_named():
+    e = expectation("Who is the commerce minister?")
+    s = "Commerce Secretary Howard Lutnick spoke."
+    assert not e.met_by(s, frozenset(terms(s)))
+    say = expectation("What did Xi say after the meeting?")
+    met = "President Trump and President Xi Jinping met in Busan."
+    assert not say.met_by(met, frozenset(terms(met)))
+    said = "Xi said the meeting went well."
+    assert say.met_by(said, frozenset(terms(said)))
+
+
+def test_latest_question_prefers_the_newest_report_and_shows_dates(pipeline):
+    a = pipeline.ask("What is the latest U.S. tariff rate on Chinese goods?", explain=True)
+    assert a.answered and "47 percent" in a.text
+    assert a.citations[0].published >= "2025-10-30"
+    assert all(c.published for c in a.citations)
+    top = a.considered[0]
+    assert top.signals["recent"] == 1.0
+
+
+def test_a_question_about_change_reads_oldest_first(pipeline):
+    a = pipeline.ask("How did the U.S. tariff on China change over 2025?")
+    assert a.answered
+    dates = [next(c.published for c in a.citations if c.n == s.n) for s in a.sentences]
+    assert dates == sorted(dates)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["What is the capital of Australia?", "Who is the US ambassador to China?", "What did the EU agree with China on rare earths?"],
+)
+def test_out_of_scope_and_near_topic_questions_get_the_honest_reply(pipeline, question):
+    a = pipeline.ask(question)
+    assert not a.answered and a.citations == () and a.reason
+
+
+def test_quotes_stay_exact_and_cited(pipeline):
+    texts = {p.stem: p.read_text(encoding="utf-8") for p in list(EVAL_ARTICLES.glob("*.md")) + list(SAMPLE.glob("*.md"))}
+    for q in ["Where did Trump and Xi meet in October?", "What did China agree to in Busan about rare earths?"]:
+        a = pipeline.ask(q)
+        assert a.answered and len(a.sentences) <= 3
+        for s in a.sentences:
+            c = next(c for c in a.citations if c.n == s.n)
+            assert s.text in texts[c.source.rsplit("/", 1)[-1].removesuffix(".md")]
+
+
+def test_explain_shows_scores_and_reasons(pipeline):
+    a = pipeline.ask("Where did Trump and Xi meet in October?", explain=True)
+    text = explain_text(a)
+    assert "dense" in text and "lexical" in text and "fused" in text
+    assert any(c.why.startswith("chosen") for c in a.considered)
+    assert any(c.why.startswith("not used") for c in a.considered)
+    d = answer_dict(a, explain=True)
+    assert {"passages", "sentences", "asked"} <= set(d)
+    assert {"dense", "lexical", "fused", "via"} <= set(d["passages"][0])
+    assert a.considered == () or pipeline.ask("Where did Trump and Xi meet in October?").considered == ()
+
+
+# Follow-ups
+
+
+def test_follow_up_is_resolved_against_the_earlier_turn(pipeline):
+    first = pipeline.answer("Where did Trump and Xi meet in October?")
+    assert "Busan" in first.text
+    follow = pipeline.answer("and what did China agree to there?", [first])
+    assert follow.answered and "suspend" in follow.text
+    assert "Busan" in follow.asked
+    alone = pipeline.answer("and what did China agree to there?")
+    assert alone.asked == "and what did China agree to there?"
+
+
+def test_they_is_read_as_the_earlier_speaker(pipeline):
+    a = pipeline.answer("what did they say about magnets?", ["What did Bessent say about the deal?"])
+    assert a.asked.startswith("what did Bessent say about magnets?")
+    assert a.answered and "magnets" in a.text and "Bessent" in a.text
+
+
+# The command line
+
+
+@pytest.fixture(scope="module")
+def eval_env(tmp_path_factory):
+    env = {"DEALBOT_DATA_DIR": str(tmp_path_factory.mktemp("cli-eval") / "data")}
+    r = run_cli("ingest", "--json", "--source", str(SAMPLE), "--source", str(EVAL_ARTICLES), env=env)
+    assert r.returncode == 0, r.stderr
+    return env
+
+
+def test_cli_explain(eval_env):
+    r = run_cli("ask", "--explain", "Where were the London talks held?", env=eval_env)
+    assert r.returncode == 0, r.stderr
+    assert "Lancaster House" in r.stdout
+    assert "passages (fused" in r.stdout and "sentences (score" in r.stdout and "chosen" in r.stdout
+
+
+def test_cli_chat_keeps_the_conversation_over_a_pipe(eval_env):
+    r = run_cli("ask", "--chat", "--json", env=eval_env, input="Where did Trump and Xi meet in October?\nand what did China agree to there?\n")
+    assert r.returncode == 0, r.stderr
+    first, follow = [json.loads(line) for line in r.stdout.splitlines()]
+    assert "Busan" in first["answer"] and follow["answered"] and "suspend" in follow["answer"]
+    r = run_cli("ask", "--json", env=eval_env, input="Where did Trump and Xi meet in October?\nand what did China agree to there?\n")
+    assert [json.loads(line)["question"] for line in r.stdout.splitlines()][1] == "and what did China agree to there?"
+
+
+def test_cli_filters(eval_env):
+    r = run_cli("ask", "--json", "--since", "October 2025", "What is the U.S. tariff on Chinese goods?", env=eval_env)
+    assert r.returncode == 0, r.stderr
+    a = json.loads(r.stdout)
+    assert a["answered"] and all(c["published"] >= "2025-10-01" for c in a["citations"])
+    r = run_cli("ask", "--since", "someday", "x", env=eval_env)
+    assert r.returncode != 0 and "not a date" in r.stderr
+
+
+def test_cli_eval_compare_baseline(eval_env):
+    r = run_cli("eval", "tests/eval", "--compare", "baseline", env=eval_env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    for row in ("dealbot  dev", "dealbot  heldout", "baseline dev", "baseline heldout", "margin   heldout"):
+        assert row in out, out
+    r = run_cli("eval", "tests/eval", "--compare", "baseline", "--json", env=eval_env, timeout=300)
+    report = json.loads(r.stdout)
+    assert report["baseline"]["heldout"]["abstention"] == 0.0
+    assert report["heldout"]["accuracy"] > report["baseline"]["heldout"]["accuracy"]
+
+
+def test_cli_interactive_at_a_terminal_keeps_the_conversation(eval_env):
+    import os
+    import pty
+    import subprocess
+    import time
+
+    from conftest import DEALBOT, ROOT
+
+    master, slave = pty.openpty()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DEALBOT_")}
+    proc = subprocess.Popen(
+        [str(DEALBOT), "ask"], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**environ, **eval_env}, cwd=ROOT,
+    )
+    os.close(slave)
+    try:
+        time.sleep(0.5)
+        os.write(master, b"Where did Trump and Xi meet in October?\n")
+        os.write(master, b"and what did China agree to there?\n")
+        os.write(master, b"\n")  # an empty line ends the conversation
+        out, err = proc.communicate(timeout=180)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out.startswith("Ask about the articles")
+    assert "Busan" in out and "(read as: and what did China agree to in Busan" in out and "suspend" in out
+
+
+def test_an_outlet_named_in_the_question_filters_the_sources(pipeline):
+    assert pipeline.retriever.outlets_named("What did The Hill report about magnets?") == ("The Hill",)
+    a = pipeline.ask("What did The Hill report about magnets?")
+    assert a.filters == "from The Hill"
+    assert a.hits and {h.outlet for h in a.hits} == {"The Hill"}
+    assert a.answered and "magnets" in a.text
+    assert pipeline.retriever.outlets_named("What did the hills say?") == ()
