@@ -266,19 +266,7 @@ def _cite(question: str, chosen: list[Candidate], hits: list[Hit], evidence: flo
         quotes.setdefault(c.hit.doc_id, []).append(c.text)
         first_hit.setdefault(c.hit.doc_id, c.hit)
         sentences.append(Sentence(c.text, n))
-    citations = tuple(
-        Citation(
-            n=n,
-            doc_id=doc_id,
-            title=first_hit[doc_id].title,
-            source=first_hit[doc_id].source,
-            quotes=tuple(quotes[doc_id]),
-            url=first_hit[doc_id].url,
-            outlet=first_hit[doc_id].outlet,
-            published=first_hit[doc_id].published,
-        )
-        for doc_id, n in numbers.items()
-    )
+    citations = tuple(Citation.of(n, first_hit[doc_id], quotes[doc_id]) for doc_id, n in numbers.items())
     return Answer(question, True, tuple(sentences), citations, tuple(hits), evidence)
 
 

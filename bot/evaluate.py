@@ -131,7 +131,7 @@ def baseline_answer(pipeline: Pipeline, question: str) -> Answer:
     if not found:
         return Answer(question, False, reason="nothing retrieved")
     hit = dataclasses.replace(retriever.passages[found[0][0]].hit, score=found[0][1])
-    citation = Citation(1, hit.doc_id, hit.title, hit.source, (hit.text,), hit.url, hit.outlet, hit.published)
+    citation = Citation.of(1, hit, (hit.text,))
     timings = {"total": round((time.perf_counter() - t0) * 1000, 2)}
     return Answer(question, True, (Sentence(hit.text, 1),), (citation,), (hit,), hit.score, timings_ms=timings)
 

@@ -258,9 +258,7 @@ def parse_reply(reply: str, hits: Sequence[Hit]) -> Parsed:
     for h in hits:
         first_hit.setdefault(h.doc_id, h)
     citations = tuple(
-        Citation(n, doc, first_hit[doc].title, first_hit[doc].source, tuple(quotes[doc]), first_hit[doc].url,
-                 first_hit[doc].outlet, first_hit[doc].published)
-        for doc, n in sorted(citer.numbers.items(), key=lambda kv: kv[1])
+        Citation.of(n, first_hit[doc], quotes[doc]) for doc, n in sorted(citer.numbers.items(), key=lambda kv: kv[1])
     )
     any_cited = any(s.n for s in sentences)
     abstained = not any_cited and any(not s.n for s in sentences)

@@ -23,7 +23,10 @@ def display_source(source: str) -> str:
 def citation_line(c: Citation) -> str:
     parts = [p for p in (c.outlet, c.published) if p]
     head = f"[{c.n}] {c.title}" + (f" — {', '.join(parts)}" if parts else "")
-    return f"{head}\n    {c.url or display_source(c.source)}"
+    line = f"{head}\n    {c.url or display_source(c.source)}"
+    if c.alternates:
+        line += "\n    also published at: " + ", ".join(display_source(a) for a in c.alternates)
+    return line
 
 
 def answer_text(answer: Answer, width: int = 100) -> str:
@@ -88,6 +91,7 @@ def _answer_dict(answer: Answer) -> dict:
                 "published": c.published,
                 "quote": c.quote,
                 "quotes": list(c.quotes),
+                "alternates": list(c.alternates),
             }
             for c in answer.citations
         ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import time
@@ -149,6 +150,7 @@ def _stored(row: Row) -> _Stored:
         url=m["url"] or None,
         outlet=m["outlet"] or None,
         published=m["published"] or None,
+        alternates=tuple(json.loads(m.get("alts") or "[]")),
     )
     return _Stored(hit, row.sentence_vectors, m["doc_key"], m["version"], int(m["n"]))
 

@@ -31,6 +31,7 @@ class Hit:
     fused: float = 0.0  # reciprocal-rank-fusion score of the dense and lexical ranks
     rank: int = 0  # place in the fused, diversified list (1 = best)
     via: str = ""  # "dense", "lexical", "both", or "neighbour" (pulled in next to a better passage)
+    alternates: tuple[str, ...] = ()  # other places the same story was published (syndicated copies not stored)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ class Citation:
     url: str | None = None
     outlet: str | None = None
     published: str | None = None
+    alternates: tuple[str, ...] = ()  # the URLs (or paths) of syndicated copies of the article
+
+    @classmethod
+    def of(cls, n: int, hit: Hit, quotes) -> "Citation":
+        """Citation `n` of the article `hit` comes from, quoting `quotes`."""
+        return cls(n, hit.doc_id, hit.title, hit.source, tuple(quotes), hit.url, hit.outlet, hit.published, hit.alternates)
 
     @property
     def quote(self) -> str:

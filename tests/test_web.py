@@ -171,3 +171,16 @@ def test_cli_exit_status_and_report(site, tmp_path):
     assert "malformed feed" in broken_run["error"] and by_location[site.url("/feeds/broken")]["configured"] is False
     text = run_cli("status", env={**env, "DEALBOT_SOURCES": site.url("/news/magnets")}).stdout
     assert "malformed feed" in text and "1 added" in text
+
+
+def test_answers_cite_a_syndicated_story_once_and_name_its_copies(site, web_settings, embedder):
+    from bot.pipeline import Pipeline
+    from bot.render import answer_dict, answer_text
+
+    run_ingest(web_settings, [site.url("/feeds/trade")], embedder=embedder)
+    answer = Pipeline(web_settings, embedder=embedder).ask("Which industry groups said supply delays slowed assembly lines?")
+    assert answer.answered, answer.reason
+    [citation] = answer_dict(answer)["citations"]
+    assert citation["url"] == site.url("/news/deal-signed")
+    assert citation["alternates"] == [site.url("/partner/rare-earth-deal-done")]
+    assert "also published at: " + site.url("/partner/rare-earth-deal-done") in answer_text(answer)
