@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import re
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -187,31 +188,36 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.k = k
+        # A reload (an ingest run in this process, say) swaps the whole snapshot while no question is being
+        # retrieved, so that no question sees the passages of one snapshot with the BM25 index of another.
+        self._lock = threading.RLock()
         self.reload()
 
     def reload(self) -> None:
         import bm25s
 
+        count = self.index.count()
         rows = self.index.passages()
-        self.passages = {row.id: _stored(row) for row in rows}
-        self.stats = CorpusStats.from_rows(rows)
-        self._ids = list(self.passages)
-        self._position = {pid: i for i, pid in enumerate(self._ids)}
-        self._by_place = {(s.doc_key, s.version, s.n): pid for pid, s in self.passages.items()}
-        self._fingerprints = {pid: _fingerprint(s.hit.text) for pid, s in self.passages.items()}
-        self.newest = max((s.hit.published for s in self.passages.values() if s.hit.published), default=None)
-        # Outlets by the name a question would use ("The Hill"; "Test Wire" for "Test Wire (fixture)").
-        self.outlets = {
-            re.sub(r"\s*\(.*?\)\s*", " ", s.hit.outlet).strip(): s.hit.outlet
-            for s in self.passages.values()
-            if s.hit.outlet
-        }
-        self.bm25 = bm25s.BM25()
-        if self._ids:
-            tokens = [terms(f"{s.hit.title} {s.hit.text}") or ["_"] for s in self.passages.values()]
-            self.bm25.index(tokens, show_progress=False)
-        self._count = self.index.count()
-        self._checked = time.monotonic()
+        passages = {row.id: _stored(row) for row in rows}
+        stats = CorpusStats.from_rows(rows)
+        ids = list(passages)
+        bm25 = bm25s.BM25()
+        if ids:
+            tokens = [terms(f"{s.hit.title} {s.hit.text}") or ["_"] for s in passages.values()]
+            bm25.index(tokens, show_progress=False)
+        with self._lock:
+            self.passages, self.stats, self._ids, self.bm25, self._count = passages, stats, ids, bm25, count
+            self._position = {pid: i for i, pid in enumerate(ids)}
+            self._by_place = {(s.doc_key, s.version, s.n): pid for pid, s in passages.items()}
+            self._fingerprints = {pid: _fingerprint(s.hit.text) for pid, s in passages.items()}
+            self.newest = max((s.hit.published for s in passages.values() if s.hit.published), default=None)
+            # Outlets by the name a question would use ("The Hill"; "Test Wire" for "Test Wire (fixture)").
+            self.outlets = {
+                re.sub(r"\s*\(.*?\)\s*", " ", s.hit.outlet).strip(): s.hit.outlet
+                for s in passages.values()
+                if s.hit.outlet
+            }
+            self._checked = time.monotonic()
 
     def outlets_named(self, question: str) -> tuple[str, ...]:
         """The outlets of the corpus that `question` names ("according to The Hill")."""
@@ -247,6 +253,10 @@ class Retriever:
     ) -> list[Hit]:
         """The k best passages for `question`, only from articles `filters` admits; articles published within
         `prefer` (ISO dates, inclusive) get one more vote in the fusion, as if ranked first by a third list."""
+        with self._lock:
+            return self._retrieve(question, filters, k, prefer)
+
+    def _retrieve(self, question: str, filters: Filters | None, k: int | None, prefer) -> list[Hit]:
         k = k or self.k
         self.refresh_if_changed()
         vector = self.embedder.encode_query(question)

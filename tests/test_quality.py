@@ -301,3 +301,49 @@ def test_an_outlet_named_in_the_question_filters_the_sources(pipeline):
     assert a.hits and {h.outlet for h in a.hits} == {"The Hill"}
     assert a.answered and "magnets" in a.text
     assert pipeline.retriever.outlets_named("What did the hills say?") == ()
+
+
+
+def test_questions_asked_while_ingest_runs_in_process_get_the_same_answers(tmp_path, articles, embedder):
+    """`dealbot serve` ingests on its schedule and reloads while Slack questions are being answered: no question may
+    see the passages of one snapshot with the BM25 index of another."""
+    import threading
+
+    from bot.pipeline import Pipeline
+    from conftest import make_settings, write_article
+    from ingest.sync import run_ingest
+
+    settings = make_settings(tmp_path / "data")
+    run_ingest(settings, [str(articles)], embedder=embedder)
+    pipeline = Pipeline(settings, embedder=embedder)
+    questions = ["When was the deal signed?", "Who is the commerce secretary?", "What did China agree to?"]
+    expected = {q: pipeline.ask(q).text for q in questions}
+    done = threading.Event()
+    errors: list[BaseException] = []
+    mismatches: list[tuple[str, str]] = []
+
+    def ask_until_done():
+        try:
+            while not done.is_set():
+                for q in questions:
+                    text = pipeline.ask(q).text
+                    if text != expected[q]:
+                        mismatches.append((q, text))
+        except BaseException as exc:  # noqa: BLE001 - any failure in a worker thread fails the test
+            errors.append(exc)
+
+    workers = [threading.Thread(target=ask_until_done) for _ in range(3)]
+    for w in workers:
+        w.start()
+    try:
+        for i in range(4):  # unrelated fixture notes: the snapshot changes, the answers must not
+            write_article(articles, f"note-{i}.md", f"Fixture note {i}",
+                          f"Fixture note {i} lists warehouse inventory codes {i}01 and {i}02 for an audit of pallets.")
+            run_ingest(settings, [str(articles)], embedder=embedder, lock_held=True)
+            pipeline.refresh()
+    finally:
+        done.set()
+        for w in workers:
+            w.join(timeout=120)
+    assert len(pipeline.retriever.passages) > 5
+    assert not errors and not mismatches, (errors, mismatches[:3])
