@@ -152,12 +152,13 @@ def sync(
     stored: dict[str, dict[str, list[DocState]]] = defaultdict(lambda: defaultdict(list))
     for st in states:
         stored[st.source][st.location].append(st)
+    alternates = {alt for st in states if st.complete for alt in st.alternates}
     items: list[_Item] = []
     for spec in specs:
         if stop.is_set():
             report.stopped = True
             break
-        items += _list(spec, index, stored, states, state, fetcher, report, progress)
+        items += _list(spec, index, stored, alternates, state, fetcher, report, progress)
 
     changes = _changed_articles(index, items, stored, state, report)
     live = [st for by_location in stored.values() for versions in by_location.values() for st in versions if st.complete]
@@ -167,11 +168,11 @@ def sync(
     return report
 
 
-def _list(spec, index, stored, states, state, fetcher, report, progress) -> list[_Item]:
-    """The documents of one source; prunes what vanished from a folder. A source that fails yields nothing."""
+def _list(spec, index, stored, alternates, state, fetcher, report, progress) -> list[_Item]:
+    """The documents of one source; prunes what vanished from a folder. A source that fails yields nothing.
+    `alternates` are the locations stored as copies of other documents (a 304 for one of them is trustworthy)."""
     own = stored[spec.location]
     if spec.is_url:
-        alternates = {alt for st in states if st.complete for alt in st.alternates}
 
         def known(url: str) -> bool:
             return url in alternates or any(st.complete for st in own.get(url, ()))

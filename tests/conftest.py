@@ -166,3 +166,41 @@ def llm_pipeline(base, fake, model: str = "cooperative", **llm):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OPENAI_API_KEY", OPENAI_KEY)  # the provider's usual variable, read when the model is built
         return Pipeline(settings, embedder=base.embedder)
+
+
+def run_on_terminal(args: list[str], env: dict, terminal: str = "stdout", timeout: float = 180):
+    """Run dealbot with its `terminal` stream ("stdout" or "stderr") on a pseudo-terminal 120 columns wide.
+
+    Returns the exit code, what arrived on the terminal as (time, bytes) reads, and the other stream's text.
+    """
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DEALBOT_") and "proxy" not in k.lower()}
+    streams = {"stdout": slave, "stderr": subprocess.PIPE} if terminal == "stdout" else {"stdout": subprocess.PIPE, "stderr": slave}
+    proc = subprocess.Popen([str(DEALBOT), *args], env={**environ, **env}, cwd=ROOT, stdin=subprocess.DEVNULL, **streams)
+    os.close(slave)
+    reads: list[tuple[float, bytes]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.5)[0]:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not data:
+                    break
+                reads.append((time.monotonic(), data))
+            elif proc.poll() is not None:
+                break
+    finally:
+        other = (proc.stderr if terminal == "stdout" else proc.stdout).read().decode("utf-8", "replace")
+        proc.wait(timeout=60)
+        os.close(master)
+    return proc.returncode, reads, other

@@ -6,11 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
-import pty
 import re
-import select
-import subprocess
 import time
 
 import pytest
@@ -18,7 +14,7 @@ import pytest
 from bot.llm import LLMComposer, LLMConfigError, neutralise, parse_reply
 from bot.render import answer_dict
 from bot.types import NOT_ASKED, NOT_FOUND, Hit
-from conftest import DEALBOT, OPENAI_KEY, ROOT, SAMPLE, llm_pipeline, make_settings, run_cli, write_article
+from conftest import OPENAI_KEY, SAMPLE, llm_pipeline, make_settings, run_cli, run_on_terminal, write_article
 from ingest.settings import LLMSettings
 
 ARTICLE = (SAMPLE / "the-hill-2025-06-27.md").read_text(encoding="utf-8")
@@ -284,29 +280,8 @@ def test_cli_eval_scores_the_llm(cli_env, fake_llm, tmp_path):
 
 def test_cli_prints_the_answer_as_it_is_written_on_a_terminal(cli_env, fake_llm):
     fake_llm.token_delay = 0.06
-    master, slave = pty.openpty()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("DEALBOT_") and "proxy" not in k.lower()}
-    proc = subprocess.Popen([str(DEALBOT), "ask", "When was the deal signed?"], env={**environ, **cli_env, "COLUMNS": "100"},
-                            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE)
-    os.close(slave)
-    reads: list[tuple[float, bytes]] = []
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            if select.select([master], [], [], 0.5)[0]:
-                try:
-                    data = os.read(master, 4096)
-                except OSError:  # the child closed the terminal
-                    break
-                if not data:
-                    break
-                reads.append((time.monotonic(), data))
-            elif proc.poll() is not None:
-                break
-    finally:
-        proc.wait(timeout=30)
-        os.close(master)
-    assert proc.returncode == 0, proc.stderr.read()
+    code, reads, stderr = run_on_terminal(["ask", "When was the deal signed?"], {**cli_env, "COLUMNS": "100"}, timeout=120)
+    assert code == 0, stderr
     output = b"".join(d for _, d in reads).decode()
     streamed, _, final = output.partition("\x1b[J")
     assert final, output

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import make_settings, run_cli
+from conftest import make_settings, run_cli, run_on_terminal
 from ingest.index import Index
 from ingest.sync import run_ingest
 from news_site import BOILERPLATE, MAGNETS, SIGNED, UNDATED, NewsSite, article_page, build_site
@@ -186,48 +186,10 @@ def test_answers_cite_a_syndicated_story_once_and_name_its_copies(site, web_sett
     assert "also published at: " + site.url("/partner/rare-earth-deal-done") in answer_text(answer)
 
 
-def _run_on_a_terminal(args: list[str], env: dict) -> tuple[int, str]:
-    """Run dealbot with its stderr on a pseudo-terminal (where progress bars go); return its exit code and stderr."""
-    import os
-    import pty
-    import select
-    import subprocess
-    import time
-
-    from conftest import DEALBOT, ROOT
-
-    import fcntl
-    import struct
-    import termios
-
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # a terminal 120 columns wide
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("DEALBOT_") and "proxy" not in k.lower()}
-    proc = subprocess.Popen([str(DEALBOT), *args], env={**environ, **env}, cwd=ROOT, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=slave)
-    os.close(slave)
-    chunks, deadline = [], time.monotonic() + 180
-    try:
-        while time.monotonic() < deadline:
-            if select.select([master], [], [], 0.5)[0]:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # the child closed the terminal
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None:
-                break
-    finally:
-        proc.wait(timeout=60)
-        os.close(master)
-    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
-
-
 def test_progress_bars_on_a_terminal_and_quiet_elsewhere(site, tmp_path):
     env = {"DEALBOT_DATA_DIR": str(tmp_path / "tty"), **{f"DEALBOT_{k.upper()}": str(v) for k, v in FAST.items()}}
-    code, stderr = _run_on_a_terminal(["ingest", "--source", site.url("/feeds/trade")], env)
+    code, reads, _ = run_on_terminal(["ingest", "--source", site.url("/feeds/trade")], env, terminal="stderr")
+    stderr = b"".join(data for _, data in reads).decode("utf-8", "replace")
     assert code == 0
     assert f"fetching {site.url('/feeds/trade')}:" in stderr and "page" in stderr, stderr
     assert "embedding:" in stderr and "passage" in stderr, stderr
