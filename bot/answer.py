@@ -12,6 +12,8 @@ Each candidate sentence gets one score, a weighted sum of signals that each lie 
 - previous: the lexical share of the sentence before it, for quotations whose attribution precedes them;
 - fused:    the passage's hybrid retrieval score (reciprocal rank fusion of dense and BM25 ranks), relative to the
             best passage's: evidence about the passage as a whole, title included;
+- title:    the share of the question's terms (weighted by rarity) in the title of the sentence's article: a
+            headline says which event the article is about ("after Geneva talks");
 - novel:    the share of the sentence's terms that are not the question's: a sentence that only repeats the
             question's words is weak evidence of an answer;
 - agree:    whether the figure or date the sentence gives also appears in another article (sources agreeing);
@@ -35,12 +37,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .retrieve import CorpusStats
-from .text import STOPWORDS, Expectation, expectation, name_pattern, named_entities, question_terms, stem, terms, words
+from .text import STOPWORDS, Expectation, about_terms, expectation, name_pattern, named_entities, question_terms, stem, terms, words
 from .types import Answer, Citation, Considered, Hit, Sentence
 
 WEIGHTS = {
     "dense": 0.0, "sentence": 0.45, "lexical": 0.3, "phrase": 0.0, "shape": 0.2, "lead": 0.0, "previous": 0.0,
-    "fused": 0.05, "novel": 0.35, "agree": 0.05, "recent": 0.1,
+    "fused": 0.05, "title": 0.0, "novel": 0.35, "agree": 0.05, "recent": 0.1,
 }
 EVIDENCE_WEIGHT = 0.5
 MAX_SENTENCES = 3
@@ -91,17 +93,20 @@ def _compose(question: str, hits: list[Hit], stats: CorpusStats, min_score: floa
     candidates = rank(question, hits, expects, stats)
     if not candidates:
         return Answer(question, False, hits=tuple(hits), reason="nothing retrieved"), [], []
-    best = candidates[0]
-    if best.evidence < min_score:
-        reason = f"evidence {best.evidence:.3f} below threshold {min_score}"
-        return Answer(question, False, hits=tuple(hits), evidence=best.evidence, reason=reason), candidates, []
-    if not best.signals["shape"]:
+    # The answer is led by the best sentence that holds the kind of answer asked for; when none does, the articles
+    # do not say.
+    shaped = [c for c in candidates if c.signals["shape"]]
+    if not shaped:
         wanted = "statement by " + "/".join(sorted(expects.speaker)) if expects.speaker else f"{expects.kind}"
         reason = f"no sentence gives a {wanted}"
         if expects.roles:
             reason += f" (naming the role {'/'.join(sorted(expects.roles))})"
+        return Answer(question, False, hits=tuple(hits), evidence=candidates[0].evidence, reason=reason), candidates, []
+    best = shaped[0]
+    if best.evidence < min_score:
+        reason = f"evidence {best.evidence:.3f} below threshold {min_score}"
         return Answer(question, False, hits=tuple(hits), evidence=best.evidence, reason=reason), candidates, []
-    chosen = _choose(candidates, expects)
+    chosen = _choose(candidates[candidates.index(best):], expects)
     return _cite(question, chosen, hits, best.evidence), candidates, chosen
 
 
@@ -109,7 +114,7 @@ def uncovered(question: str, hits: list[Hit], stats: CorpusStats) -> str:
     """Why no article can answer the question whatever its passages say ("" when one might): it names something
     no article mentions, most of what it asks about is in no article, or nothing was retrieved. The LLM composer
     is not asked such questions either."""
-    missing = [n for n in named_entities(question) if n.lower() not in stats.vocabulary]
+    missing = [n for n in named_entities(question) if not stats.mentions(n)]
     if missing:
         return f"no article mentions {', '.join(missing)}"
     if stats.known_share(expectation(question).question_terms) < MIN_KNOWN_SHARE:
@@ -141,10 +146,16 @@ def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStat
     # about the U.S. deal): its sentences do not have the answer's shape.
     own = re.sub(r" \([^()]*\)$", "", question)  # a follow-up's context in brackets names earlier things too
     names = [n for n in named_entities(own) if n.isupper() or n.lower() not in STOPWORDS]
+    # Nor can one that never mentions what the question says it is about ("what did the Commission say about
+    # rare earths?" and an article on car duties).
+    topic = about_terms(own)
     covers = {
-        d: all(name_pattern(n).search(stats.documents.get(d, "")) for n in names) for d in {h.doc_id for h in hits}
+        d: all(name_pattern(n).search(stats.documents.get(d, "")) for n in names)
+        and topic <= stats.document_terms.get(d, frozenset())
+        for d in {h.doc_id for h in hits}
     } if stats.documents else {}
     others_by_doc: dict[str, set[str]] = {}
+    titled = {h.doc_id: sum(w for t, w in weight.items() if t in _analyse(h.title)[0]) / total for h in hits}
     seen: dict[tuple[str, int], Candidate] = {}
     for hit in hits:
         previous, before = 0.0, ""
@@ -168,6 +179,7 @@ def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStat
                     "lead": 1.0 if lead else 0.0,
                     "previous": previous,
                     "fused": hit.fused / top_fused,
+                    "title": titled[hit.doc_id],
                     "novel": len(sentence_terms - q_stems) / len(sentence_terms) if sentence_terms else 0.0,
                     "agree": 1.0 if figures & others else 0.0,
                     "recent": recency.get(hit.published, 0.0),

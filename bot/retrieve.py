@@ -17,7 +17,7 @@ import numpy as np
 from ingest.embed import Embedder
 from ingest.index import Index, Row
 
-from .text import ROLES, STOPWORDS, _plain, stem, terms, words
+from .text import ROLES, STOPWORDS, _plain, is_calendar, name_pattern, stem, terms, words
 from .types import Hit
 
 
@@ -83,8 +83,21 @@ class CorpusStats:
 
     def known_share(self, terms: frozenset[str]) -> float:
         """The rarity-weighted share of `terms` that occur in the corpus at all (1.0 for no terms)."""
+        terms = frozenset(t for t in terms if t in self.df or not is_calendar(t))  # "in August": the dates say it
         total = sum(self.idf(t) for t in terms)
         return sum(self.idf(t) for t in terms if t in self.df) / total if total else 1.0
+
+    def mentions(self, name: str) -> bool:
+        """Whether some article has `name`, or a name that stands for it ("Brussels" for the EU)."""
+        if name.lower() in self.vocabulary:
+            return True
+        pattern = name_pattern(name)
+        return pattern.pattern.count("|") > 0 and any(pattern.search(text) for text in self.documents.values())
+
+    @cached_property
+    def document_terms(self) -> dict[str, frozenset[str]]:
+        """Each document's terms (stems), title included."""
+        return {d: frozenset(terms(text)) for d, text in self.documents.items()}
 
     def idf(self, term: str) -> float:
         return math.log(1 + (self.sentences + 1) / (self.df.get(term, 0) + 0.5))

@@ -63,8 +63,9 @@ DATE, PERSON, NUMBER, PLACE, SUMMARY, OTHER = "date", "person", "number", "place
 _QUESTION_TYPES = [
     (SUMMARY, re.compile(r"\b(what(?:'s|’s| is| was)\b.{0,40}\b(mainly|mostly|all|really) about|gist|summary|summari[sz]e|in a nutshell|main point)\b", re.I)),
     (DATE, re.compile(r"^(when|since when|until when|by when)\b|\bwhat (date|day|month|year|time)\b|\bhow long ago\b", re.I)),
-    (PERSON, re.compile(r"^(who|whom|whose)\b|\b(which|what) (official|person|people|secretary|minister|leader|president)\b|\bnames? of\b", re.I)),
-    (NUMBER, re.compile(r"\bhow (much|many|high|large|big|steep)\b|\bwhat (\w+ )?(percent|percentage|share|rate|proportion|fraction|number|amount)\b|\b(tariff|rate) (was|is|were)\b|\bwhat(?:'s|’s| is| was| are)? (?:the )?(?:\w+ ){0,3}(tariff|rate|duty|duties)\b(?! did)", re.I)),
+    # "which US officials", "what Chinese minister": a word or two may qualify the role asked about
+    (PERSON, re.compile(r"^(who|whom|whose)\b|\b(which|what) (?:(?!(?:did|does|do|is|are|was|were|has|have|had|will|would|can|could)\b)[\w.'’]+ ){0,2}?(officials?|persons?|people|secretar(?:y|ies)|ministers?|leaders?|presidents?|negotiators?|executives?|spokes(?:person|man|woman))\b|\bnames? of\b", re.I)),
+    (NUMBER, re.compile(r"\bhow (much|many|high|large|big|steep)\b|\bwhat (\w+ )?(percent|percentage|share|rate|proportion|fraction|number|amount)\b|\b(tariff|rate) (was|is|were)\b|\bwhat(?:'s|’s| is| was| are)? (?:the )?(?:(?!(?:to|of|for|about|against|on|with|from|in|instead)\b)\w+ ){0,3}(tariff|rate|duty|duties)\b(?! did)", re.I)),
     (PLACE, re.compile(r"^where\b|\b(which|what) (city|country|countries|place|capital|venue|location)\b", re.I)),
 ]
 
@@ -127,6 +128,7 @@ class Expectation:
     roles: frozenset[str] = frozenset()  # "who is the commerce secretary": the role's terms
     change: bool = False  # asks how something developed over time
     agreed: bool = False  # "what did X agree": the answer reports an agreement
+    counted: bool = False  # "how many licences": a number must stand just before the unit
 
     def met_by(self, sentence: str, sentence_terms: frozenset[str], lead: bool = False, context: str = "") -> bool:
         """Whether `sentence` holds the kind of answer asked for; `context` is the sentence before it, where a
@@ -136,7 +138,9 @@ class Expectation:
         if self.agreed and not _AGREEMENT.search(sentence):
             return False
         if self.speaker:
-            around = f"{context} {sentence}"
+            # The speaker is named in the attribution, not inside the quotation ("'The China deal ...,' Lutnick
+            # said" is not something China said).
+            around = _QUOTED.sub(" ", f"{context} {sentence}")
             if not (_SPEECH.search(sentence) and self.speaker <= set(terms(around))):
                 return False
         if self.kind == SUMMARY:  # a news report says what it is about in its first sentence
@@ -152,7 +156,25 @@ class Expectation:
                 return False
         if self.unit and self.unit not in sentence_terms:
             return False
+        if self.counted and not _counts(sentence, self.unit):
+            return False  # "how many licences": a number must count licences, not the elements named beside them
         return not self.money or bool(_MONEY.search(sentence))
+
+
+_QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"")
+_COUNT = re.compile(rf"(\d[\d,.]*|{_SMALL_NUMBER.pattern[2:-2]}|half|dozens?|hundreds?|thousands?|millions?|billions?)\b", re.I)
+# How far (in words) a number may stand before the thing it counts: "five more rare earth elements".
+COUNT_SPAN = 4
+
+
+def _counts(sentence: str, unit: str) -> bool:
+    """Whether a number in `sentence` counts `unit` (a stem): it stands at most COUNT_SPAN words before it."""
+    ws = words(sentence)
+    stems = [stem(w) for w in ws]
+    for i, s in enumerate(stems):
+        if s == unit and any(_COUNT.fullmatch(w) for w in ws[max(0, i - COUNT_SPAN - 1):i]):
+            return True
+    return False
 
 
 def question_type(question: str) -> str:
@@ -180,7 +202,10 @@ def expectation(question: str) -> Expectation:
     q_terms = question_terms(question)
     roles = frozenset(q_terms & _ROLES) if kind == PERSON else frozenset()
     agreed = bool(_AGREE_QUESTION.search(question)) and kind in (OTHER, SUMMARY)
-    return Expectation(kind, unit, money, present, q_terms, speaker, roles, bool(_CHANGE.search(question)), agreed)
+    counted = unit is not None and bool(re.search(r"\bhow many\b", question, re.I))
+    return Expectation(
+        kind, unit, money, present, q_terms, speaker, roles, bool(_CHANGE.search(question)), agreed, counted
+    )
 
 
 # Names that one article writes as another ("U.S." for "US", "Beijing" for "China"): any of a group stands for all.
@@ -204,6 +229,23 @@ def name_pattern(name: str) -> re.Pattern:
 
 _NAME = re.compile(r"\b(?:[A-Z][A-Z0-9]+|[A-Z][a-z]+(?:[A-Z][a-z]+)*)\b")
 _CALENDAR = re.compile(rf"^({_MONTHS}|{_DAYS})$")
+# Stems of month and day names and years: a question's "in August" is a date range the articles' dates answer, and
+# their text need not say "August".
+CALENDAR_TERMS = frozenset(stem(w) for w in (_MONTHS + "|" + _DAYS).split("|"))
+
+
+def is_calendar(term: str) -> bool:
+    return term in CALENDAR_TERMS or bool(re.fullmatch(r"(19|20)\d\d", term))
+
+
+# "what did they say about magnets?", "anything about the soybean purchases": the topic the answer must be about.
+_ABOUT = re.compile(r"\babout\s+(.+?)\s*(?:\b(?:in|since|after|before|during|from|according|at)\b|[?.!,;]|$)", re.I)
+
+
+def about_terms(question: str) -> frozenset[str]:
+    """The content terms of what a question says it is "about" (empty when it names no such topic)."""
+    m = _ABOUT.search(question)
+    return frozenset(terms(m[1])) if m else frozenset()
 
 
 def named_entities(question: str) -> list[str]:
