@@ -105,6 +105,10 @@ _NOT_UNITS = {"of", "is", "are", "was", "were", "did", "does", "do", "has", "hav
 _PRESENT = re.compile(r"\b(now|currently|current|today|at present|these days|still|latest|most recent|newest|nowadays)\b", re.I)
 # "What did Bessent say ...": the answer is something the named speaker said, so a sentence must report speech.
 _SAY_QUESTION = re.compile(r"\b(?:did|does|do|has|have)\s+(.{1,60}?)\s+(?:say|said|tell|told|announce|claim|state)\b", re.I)
+# Words of a speaker that articles often leave out of the attribution ("China said", for China's ministry).
+_UNNAMED_SPEAKERS = frozenset(stem(w) for w in ("ministry", "spokesperson", "official", "officials"))
+# "..., according to Lutnick?": the answer is what Lutnick said
+_ACCORDING_TO = re.compile(r"\baccording to\s+([^,;?]{1,60}?)\s*(?:[,;?]|$)", re.I)
 _SPEECH = re.compile(r"\b(said|says|saying|told|tells|announced|stated|statement|described|alluded|added|according)\b|[“\"]", re.I)
 # Roles a "who" question may name ("who is the commerce secretary"): the sentence naming the person must name the role.
 ROLES = _ROLES = frozenset(stem(w) for w in """minister secretary ambassador spokesperson spokesman spokeswoman representative
@@ -124,7 +128,7 @@ class Expectation:
     money: bool = False
     present: bool = False  # asks how things stand now
     question_terms: frozenset[str] = frozenset()
-    speaker: frozenset[str] = frozenset()  # "what did X say": X's terms
+    speaker: frozenset[str] = frozenset()  # "what did X say", "according to X": X's words (lower case)
     roles: frozenset[str] = frozenset()  # "who is the commerce secretary": the role's terms
     change: bool = False  # asks how something developed over time
     agreed: bool = False  # "what did X agree": the answer reports an agreement
@@ -141,7 +145,8 @@ class Expectation:
             # The speaker is named in the attribution, not inside the quotation ("'The China deal ...,' Lutnick
             # said" is not something China said).
             around = _QUOTED.sub(" ", f"{context} {sentence}")
-            if not (_SPEECH.search(sentence) and self.speaker <= set(terms(around))):
+            said = set(terms(around))
+            if not (_SPEECH.search(sentence) and all(stem(w) in said or name_pattern(w).search(around) for w in self.speaker)):
                 return False
         if self.kind == SUMMARY:  # a news report says what it is about in its first sentence
             return lead
@@ -197,8 +202,10 @@ def expectation(question: str) -> Expectation:
     money = bool(re.search(r"\b(worth|cost|costs|price|in dollars)\b", question, re.I))
     present = bool(_PRESENT.search(question))
     speaker: frozenset[str] = frozenset()
-    if m := _SAY_QUESTION.search(question):
-        speaker = frozenset(terms(m[1])) - {stem(w) for w in ("ministry", "spokesperson", "official", "officials")}
+    if m := _SAY_QUESTION.search(question) or _ACCORDING_TO.search(question):
+        speaker = frozenset(
+            _plain(w) for w in words(m[1]) if _plain(w) not in STOPWORDS and stem(w) not in _UNNAMED_SPEAKERS
+        )
     q_terms = question_terms(question)
     roles = frozenset(q_terms & _ROLES) if kind == PERSON else frozenset()
     agreed = bool(_AGREE_QUESTION.search(question)) and kind in (OTHER, SUMMARY)

@@ -150,6 +150,61 @@ def test_a_role_and_a_speaker_must_be_named():
     assert say.met_by(said, frozenset(terms(said)))
 
 
+def test_a_person_question_may_qualify_the_role():
+    assert expectation("Which US officials took part in the London talks?").kind == "person"
+    assert expectation("What Chinese minister announced the rules?").kind == "person"
+    assert expectation("What did officials say about the deal?").kind != "person"
+    # "the duties" here is what the alternative replaces, not a rate asked for
+    assert expectation("What alternative to the duties are Brussels and Beijing discussing?").kind == "other"
+    assert expectation("What duty does BYD face in the EU?").kind == "number"
+
+
+def test_the_speaker_is_named_outside_the_quotation():
+    e = expectation("What did China's commerce ministry say Beijing will do under the deal?")
+    attribution = "Commerce Secretary Howard Lutnick later told Bloomberg TV that the deal was signed."
+    quote = "“The China deal, we inked the deal,” Lutnick said."
+    assert not e.met_by(quote, frozenset(terms(quote)), context=attribution)
+    spokesperson = "China’s Ministry of Commerce spokesperson said in a statement the two sides agreed."
+    answer = "“China will review and approve eligible export applications,” the spokesperson said."
+    assert e.met_by(answer, frozenset(terms(answer)), context=spokesperson)
+
+
+def test_according_to_names_the_speaker_and_aliases_count():
+    e = expectation("What will the US do once China delivers rare earths, according to Lutnick?")
+    assert e.speaker == {"lutnick"}
+    by_bessent = "“The magnets will flow,” Bessent said."
+    by_lutnick = "Lutnick said the U.S. will take down its countermeasures."
+    assert not e.met_by(by_bessent, frozenset(terms(by_bessent)))
+    assert e.met_by(by_lutnick, frozenset(terms(by_lutnick)))
+    beijing = expectation("According to Beijing, what does Washington do in return?")
+    said = "“The United States will lift a series of restrictive measures,” the spokesperson said."
+    assert beijing.met_by(said, frozenset(terms(said)), context="China’s Ministry of Commerce spokesperson said.")
+
+
+def test_a_count_must_count_the_thing_asked_about():
+    e = expectation("How many rare earth export licences did China approve in June?")
+    near = "China added five more rare earth elements and said foreign firms would need a licence to export them."
+    counts = "Beijing approved 140 export licences for magnet makers."
+    assert not e.met_by(near, frozenset(terms(near)))
+    assert e.met_by(counts, frozenset(terms(counts)))
+
+
+def test_a_question_about_a_topic_no_retrieved_article_covers_is_not_answered(pipeline):
+    off = pipeline.ask("What did the European Commission say about rare earths?")
+    assert not off.answered
+    on = pipeline.ask("What did the European Commission say about minimum prices?")
+    assert on.answered and "minimum prices" in on.text and "eu-ev" in on.citations[0].source
+
+
+def test_names_count_through_their_aliases_and_month_names_are_not_unknown_terms(pipeline):
+    stats = pipeline.retriever.stats
+    assert stats.mentions("Brussels") and not stats.mentions("India")  # the EU article says "European Union"
+    assert stats.known_share(frozenset(terms("tariff in August"))) == 1.0  # no article says "August"
+    assert stats.known_share(frozenset(terms("tariff on Tesla"))) < 1.0
+    a = pipeline.ask("What alternative to the duties are Brussels and Beijing discussing?")
+    assert a.answered and "minimum prices" in a.text
+
+
 def test_latest_question_prefers_the_newest_report_and_shows_dates(pipeline):
     a = pipeline.ask("What is the latest U.S. tariff rate on Chinese goods?", explain=True)
     assert a.answered and "47 percent" in a.text
