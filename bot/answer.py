@@ -21,7 +21,8 @@ Each candidate sentence gets one score, a weighted sum of signals that each lie 
             retrieved ones (1 for the newest): the news changes, and the newest report wins.
 
 The weights were tuned by a random local search on the dev split of the question sets (tests/eval); phrase,
-lead and previous came out at 0 there and are kept (and shown by --explain) for tuning on other corpora. The best sentence's evidence
+lead, previous and title came out at 0 there and are kept (and shown by --explain) for tuning on other corpora.
+The best sentence that holds the kind of answer asked for leads the answer. Its evidence
 (its similarity to the question and its share of the question's terms, those no article contains counted against
 it) is what the calibrated threshold applies to. The composer abstains
 instead of guessing when the evidence is below the calibrated threshold (retrieval.min_score), when no sentence has
