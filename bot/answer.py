@@ -152,7 +152,7 @@ def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStat
     topic = about_terms(own)
     covers = {
         d: all(name_pattern(n).search(stats.documents.get(d, "")) for n in names)
-        and topic <= stats.document_terms.get(d, frozenset())
+        and (not topic or topic <= stats.document_terms.get(d, frozenset()))
         for d in {h.doc_id for h in hits}
     } if stats.documents else {}
     others_by_doc: dict[str, set[str]] = {}

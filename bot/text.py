@@ -88,7 +88,8 @@ _ANSWER_SHAPES = {
 }
 # Two or more capitalised words in a row, not at the start of the sentence: a person's name, most of the time.
 _PERSON_NAME = re.compile(r"(?<![.!?“\"] )(?<!^)\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+\b")
-_SMALL_NUMBER = re.compile(r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen)\b", re.I)
+_NUMBER_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen"
+_SMALL_NUMBER = re.compile(rf"\b({_NUMBER_WORDS})\b", re.I)
 _UNIT = re.compile(r"\bhow (?:many|much) ([a-z]+)", re.I)
 _AUX = r"(?:has|have|had|did|does|do|will|would|are|were|is|was|can|could|should)"
 # "how many rare earth licences has ...": the counted thing is the last word before the verb ("tons of ..." before "of")
@@ -167,7 +168,7 @@ class Expectation:
 
 
 _QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"")
-_COUNT = re.compile(rf"(\d[\d,.]*|{_SMALL_NUMBER.pattern[2:-2]}|half|dozens?|hundreds?|thousands?|millions?|billions?)\b", re.I)
+_COUNT = re.compile(rf"(\d[\d,.]*|{_NUMBER_WORDS}|half|dozens?|hundreds?|thousands?|millions?|billions?)\b", re.I)
 # How far (in words) a number may stand before the thing it counts: "five more rare earth elements".
 COUNT_SPAN = 4
 
