@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .retrieve import CorpusStats
-from .text import STOPWORDS, Expectation, about_terms, expectation, name_pattern, named_entities, question_terms, stem, terms, words
+from .text import STOPWORDS, SUMMARY, Expectation, about_terms, expectation, name_pattern, named_entities, question_terms, stem, terms, words
 from .types import Answer, Citation, Considered, Hit, Sentence
 
 WEIGHTS = {
@@ -65,6 +65,7 @@ class Candidate:
     terms: frozenset[str]
     signals: dict[str, float]
     lexical_all: float  # the lexical share counting every question term, known to the corpus or not
+    covers: bool = True  # its article mentions every name and topic the question is about
 
     @property
     def score(self) -> float:
@@ -104,11 +105,18 @@ def _compose(question: str, hits: list[Hit], stats: CorpusStats, min_score: floa
             reason += f" (naming the role {'/'.join(sorted(expects.roles))})"
         return Answer(question, False, hits=tuple(hits), evidence=candidates[0].evidence, reason=reason), candidates, []
     best = shaped[0]
-    if best.evidence < min_score:
-        reason = f"evidence {best.evidence:.3f} below threshold {min_score}"
-        return Answer(question, False, hits=tuple(hits), evidence=best.evidence, reason=reason), candidates, []
+    evidence = best.evidence
+    if expects.kind == SUMMARY:
+        # "What is the deal mainly about?" is answered by the lead of the article it is about, and a lead need not
+        # repeat the question's words: the article's headline and its passage's similarity to the question count.
+        best = max(shaped, key=lambda c: (c.signals["title"] + c.signals["dense"], c.score))
+        known = stats.known_share(expects.question_terms)
+        evidence = max(evidence, EVIDENCE_WEIGHT * best.signals["dense"] + (1 - EVIDENCE_WEIGHT) * best.signals["title"] * known)
+    if evidence < min_score:
+        reason = f"evidence {evidence:.3f} below threshold {min_score}"
+        return Answer(question, False, hits=tuple(hits), evidence=evidence, reason=reason), candidates, []
     chosen = _choose(candidates[candidates.index(best):], expects)
-    return _cite(question, chosen, hits, best.evidence), candidates, chosen
+    return _cite(question, chosen, hits, evidence), candidates, chosen
 
 
 def uncovered(question: str, hits: list[Hit], stats: CorpusStats) -> str:
@@ -186,7 +194,8 @@ def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStat
                     "recent": recency.get(hit.published, 0.0),
                 }
                 seen[key] = Candidate(
-                    hit, text, hit.start + s, hit.start + e, sentence_terms, signals, lexical * known_share
+                    hit, text, hit.start + s, hit.start + e, sentence_terms, signals, lexical * known_share,
+                    covers.get(hit.doc_id, True),
                 )
             previous, before = lexical, text
     return sorted(seen.values(), key=lambda c: c.score, reverse=True)
@@ -246,7 +255,7 @@ def _choose(candidates: list[Candidate], expects: Expectation) -> list[Candidate
         normalized = " ".join(c.text.split()).lower()
         adds = (c.terms & q_terms) - covered
         continues = any(_follows(c, o) for o in chosen)
-        if normalized in texts or not (adds or continues) or length + len(c.text) > MAX_CHARS:
+        if normalized in texts or not (adds or continues) or not c.covers or length + len(c.text) > MAX_CHARS:
             continue
         chosen.append(c)
         covered |= adds
@@ -300,6 +309,8 @@ def _considered(answer: Answer, candidates: list[Candidate], chosen: list[Candid
             why = f"not used: abstained ({answer.reason})"
         elif c.score < FOLLOW_RATIO * best.score:
             why = f"not used: below {FOLLOW_RATIO:.0%} of the best score"
+        elif not c.covers:
+            why = "not used: its article does not mention everything the question names"
         elif not c.signals["shape"]:
             why = "not used: does not give the kind of answer asked for"
         elif len(chosen) >= MAX_SENTENCES or sum(len(x.text) for x in chosen) + len(c.text) > MAX_CHARS:

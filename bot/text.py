@@ -50,9 +50,16 @@ _TYPE_NOUN = re.compile(
 )
 
 
+# Words that ask for a summary ("what is it mainly about", "the gist"): no article's sentence need contain them.
+_SUMMARY_WORDS = frozenset(stem(w) for w in "mainly mostly gist summary summarize summarise nutshell main point".split())
+
+
 def question_terms(question: str) -> frozenset[str]:
-    """The question's content terms, less the nouns that only say what kind of answer is wanted."""
+    """The question's content terms, less the nouns that only say what kind of answer is wanted (and, in a question
+    asking for a summary, the words asking for it)."""
     type_nouns = {stem(m[1]) for m in _TYPE_NOUN.finditer(question)}
+    if question_type(question) == SUMMARY:
+        type_nouns |= _SUMMARY_WORDS
     return frozenset(terms(question)) - type_nouns
 
 
@@ -101,6 +108,10 @@ _UNIT_CHANGE = re.compile(
 )
 # "what did X agree": the answer must be something agreed
 _AGREE_QUESTION = re.compile(r"\b(agree|agreed|sign|signed)\b", re.I)
+# "What did China agree to ...": the party whose agreement is asked about, named outside any quotation.
+_AGREE_PARTY = re.compile(
+    rf"\b{_AUX}\s+(.{{1,60}}?)\s+(?:agree|sign|promise|pledge|commit|offer)\b", re.I
+)
 _AGREEMENT = re.compile(r"\b(agree|agreed|agrees|agreement|deal|accord|pact|truce|framework|understanding|signed|consensus)\b", re.I)
 _NOT_UNITS = {"of", "is", "are", "was", "were", "did", "does", "do", "has", "have", "will", "would", "can", "the", "a", "more"}
 _PRESENT = re.compile(r"\b(now|currently|current|today|at present|these days|still|latest|most recent|newest|nowadays)\b", re.I)
@@ -134,6 +145,7 @@ class Expectation:
     change: bool = False  # asks how something developed over time
     agreed: bool = False  # "what did X agree": the answer reports an agreement
     counted: bool = False  # "how many licences": a number must stand just before the unit
+    party: frozenset[str] = frozenset()  # "what did China agree to": the names of who agreed (lower case)
 
     def met_by(self, sentence: str, sentence_terms: frozenset[str], lead: bool = False, context: str = "") -> bool:
         """Whether `sentence` holds the kind of answer asked for; `context` is the sentence before it, where a
@@ -142,6 +154,8 @@ class Expectation:
             return False  # "what is the rate now?" is not answered by what the rate was in April
         if self.agreed and not _AGREEMENT.search(sentence):
             return False
+        if self.party and not all(name_pattern(n).search(_QUOTED.sub(" ", sentence)) for n in self.party):
+            return False  # "we inked the deal," Lutnick said: not something China agreed to
         if self.speaker:
             # The speaker is named in the attribution, not inside the quotation ("'The China deal ...,' Lutnick
             # said" is not something China said).
@@ -211,8 +225,9 @@ def expectation(question: str) -> Expectation:
     roles = frozenset(q_terms & _ROLES) if kind == PERSON else frozenset()
     agreed = bool(_AGREE_QUESTION.search(question)) and kind in (OTHER, SUMMARY)
     counted = unit is not None and bool(re.search(r"\bhow many\b", question, re.I))
+    party = frozenset(_plain(n[0]) for n in _NAME.finditer(m[1])) if agreed and (m := _AGREE_PARTY.search(question)) else frozenset()
     return Expectation(
-        kind, unit, money, present, q_terms, speaker, roles, bool(_CHANGE.search(question)), agreed, counted
+        kind, unit, money, present, q_terms, speaker, roles, bool(_CHANGE.search(question)), agreed, counted, party
     )
 
 

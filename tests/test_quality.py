@@ -189,6 +189,31 @@ def test_a_count_must_count_the_thing_asked_about():
     assert e.met_by(counts, frozenset(terms(counts)))
 
 
+def test_the_party_of_an_agreement_is_named_outside_the_quotation():
+    e = expectation("What did China agree to in the deal?")
+    assert e.agreed and e.party == {"china"}
+    quote = "“The China deal, we inked the deal,” Lutnick said."
+    agreed = "The administration and Beijing agreed to an additional understanding."
+    assert not e.met_by(quote, frozenset(terms(quote)))
+    assert e.met_by(agreed, frozenset(terms(agreed)))  # "Beijing" stands for China
+    assert expectation("What's the extra understanding the two sides agreed on?").party == frozenset()
+
+
+def test_a_summary_question_gets_the_lead_of_the_article_it_is_about(pipeline):
+    assert "main" not in expectation("What is the deal mainly about?").question_terms
+    a = pipeline.ask("What is the deal mainly about?", explain=True)
+    assert a.answered and a.text.startswith("The Trump administration reached an agreement with China")
+    assert a.citations[0].source.endswith("the-hill-2025-06-27.md")
+    busan = pipeline.ask("What was the Busan meeting mainly about?")
+    assert busan.answered and "busan" in busan.citations[0].source
+
+
+def test_an_article_that_does_not_mention_the_names_asked_about_adds_no_sentence(pipeline):
+    a = pipeline.ask("What is the EU deal mainly about?", explain=True)
+    assert a.answered and {c.source.rsplit("/", 1)[-1] for c in a.citations} == {"test-wire-2024-10-30-eu-ev.md"}
+    assert any(c.why.startswith("not used: its article does not mention") for c in a.considered)
+
+
 def test_a_question_about_a_topic_no_retrieved_article_covers_is_not_answered(pipeline):
     off = pipeline.ask("What did the European Commission say about rare earths?")
     assert not off.answered
