@@ -54,13 +54,18 @@ _TYPE_NOUN = re.compile(
 _SUMMARY_WORDS = frozenset(stem(w) for w in "mainly mostly gist summary summarize summarise nutshell main point".split())
 
 
+# Phrases whose words say nothing about the answer's subject ("when did the talks take place", "who took part"): the
+# answer says "held", "joined", "met", and a sentence with "part of the agreement" is no better for "part".
+_IDIOMS = re.compile(r"\b(?:take|takes|took|taken|taking)\s+(?:place|part)\b", re.I)
+
+
 def question_terms(question: str) -> frozenset[str]:
     """The question's content terms, less the nouns that only say what kind of answer is wanted (and, in a question
     asking for a summary, the words asking for it)."""
     type_nouns = {stem(m[1]) for m in _TYPE_NOUN.finditer(question)}
     if question_type(question) == SUMMARY:
         type_nouns |= _SUMMARY_WORDS
-    return frozenset(terms(question)) - type_nouns
+    return frozenset(terms(_IDIOMS.sub(" ", question))) - type_nouns
 
 
 # What kind of answer a question asks for, and how to recognise one in a sentence.
@@ -91,10 +96,26 @@ _ANSWER_SHAPES = {
         r"fifty|sixty|seventy|eighty|ninety)\b",
         re.I,
     ),
-    PLACE: re.compile(r"\b(in|at|from|to|near|on) (?:the )?[A-Z][a-z]+"),
+    PLACE: re.compile(rf"\b(in|at|from|to|near|on) (?:the )?(?!(?:{_MONTHS}|{_DAYS})\b)[A-Z][a-z]+"),
 }
 # Two or more capitalised words in a row, not at the start of the sentence: a person's name, most of the time.
 _PERSON_NAME = re.compile(r"(?<![.!?“\"] )(?<!^)\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+\b")
+# The last word of a name that is an institution or a place, not a person ("United States", "White House").
+_NOT_PERSON = frozenset(
+    """house department ministry commission union states kingdom republic council office agency bank party street
+    news tv times post journal court senate congress parliament committee administration representative
+    university institute association group company corporation""".split()
+)
+
+
+def person_names(sentence: str) -> list[str]:
+    """Runs of capitalised words that name a person ("Howard Lutnick"), not an institution or a country."""
+    return [
+        n for n in _PERSON_NAME.findall(sentence)
+        if n.split()[-1].lower() not in _NOT_PERSON and not any(n.lower() in group for group in _ALIASES)
+    ]
+
+
 _NUMBER_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen"
 _SMALL_NUMBER = re.compile(rf"\b({_NUMBER_WORDS})\b", re.I)
 _UNIT = re.compile(r"\bhow (?:many|much) ([a-z]+)", re.I)
@@ -168,7 +189,7 @@ class Expectation:
         if self.kind == PERSON:
             if self.roles and not self.roles & sentence_terms:
                 return False
-            return any(set(terms(name)) - self.question_terms for name in _PERSON_NAME.findall(sentence))
+            return any(set(terms(name)) - self.question_terms for name in person_names(sentence))
         pattern = _ANSWER_SHAPES.get(self.kind)
         if pattern is not None and not pattern.search(sentence):
             # "five more rare earth elements": a small number counts when it counts the thing asked about

@@ -159,6 +159,24 @@ def test_a_person_question_may_qualify_the_role():
     assert expectation("What duty does BYD face in the EU?").kind == "number"
 
 
+def test_institutions_are_not_people_and_weekdays_are_not_places():
+    from bot.text import PLACE, _ANSWER_SHAPES, person_names
+
+    assert person_names("The United States and China agreed, the White House said.") == []
+    assert person_names("The talks were held at Lancaster House.") == []
+    assert person_names("Commerce Secretary Howard Lutnick joined them.") == ["Secretary Howard Lutnick"]
+    place = _ANSWER_SHAPES[PLACE]
+    assert not place.search("They met on Monday and again in April.")
+    assert place.search("They met in Busan on Thursday.")
+
+
+def test_take_place_and_take_part_are_not_terms_of_the_question():
+    from bot.text import question_terms
+
+    assert question_terms("When did the Geneva talks take place?") == {"geneva", "talk"}
+    assert question_terms("Which officials took part in the London talks?") == {"offici", "london", "talk"}
+
+
 def test_the_speaker_is_named_outside_the_quotation():
     e = expectation("What did China's commerce ministry say Beijing will do under the deal?")
     attribution = "Commerce Secretary Howard Lutnick later told Bloomberg TV that the deal was signed."
