@@ -298,8 +298,9 @@ def eval_(
         for part in [k for k in ("dev", "heldout", "overall") if isinstance(rep.get(k), dict)]:
             r = rep[part]
             click.echo(
-                f"{system:8} {part:8} n={r['questions']:3}  hit@k={_f(r['hit_at_k'])}  accuracy={_f(r['accuracy'])}  "
-                f"citations={_f(r['citation_accuracy'])}  abstention={_f(r['abstention'])}  "
+                f"{system:8} {part:8} n={r['questions']:3}  hit@k={_f(r['hit_at_k'])}  "
+                f"accuracy={_f(r['accuracy'])} ({_n(r, 'accuracy')})  citations={_f(r['citation_accuracy'])} "
+                f"({_n(r, 'citation_accuracy')})  abstention={_f(r['abstention'])} ({_n(r, 'abstention')})  "
                 f"p50={r['latency_ms_p50']}ms p95={r['latency_ms_p95']}ms  median answer={r['answer_chars_median']} chars"
                 + (f"  llm answers={r['llm_answers']} fallbacks={r['fallbacks']}" if rep.get("llm_model") else "")
             )
@@ -311,6 +312,12 @@ def eval_(
                 for name, key in (("accuracy", "accuracy"), ("citations", "citation_accuracy"), ("abstention", "abstention"))
             )
             click.echo(f"margin   {part:8} dealbot - {compare}: {margins}")
+    if isinstance(report.get("heldout"), dict):
+        ci = report["heldout"]["ci95"]
+        click.echo("95% intervals, dealbot heldout: " + "  ".join(
+            f"{name}={_interval(ci[key])}"
+            for name, key in (("accuracy", "accuracy"), ("citations", "citation_accuracy"), ("abstention", "abstention"))
+        ))
     click.echo(f"min_score={report['min_score']}" + (f"  llm.model={report['llm_model']}" if report["llm_model"] else ""))
     if calibrate:
         click.echo(f"calibrated min_score={report['calibrated_min_score']['value']} (dev balanced score "
@@ -319,6 +326,15 @@ def eval_(
 
 def _f(x: float | None) -> str:
     return "n/a " if x is None else f"{x:.2f}"
+
+
+def _n(part: dict, key: str) -> str:
+    good, total = part["counts"][key]
+    return f"{good}/{total}"
+
+
+def _interval(ci: list[float] | None) -> str:
+    return "n/a" if ci is None else f"{ci[0]:.2f}-{ci[1]:.2f}"
 
 
 def _margin(a: float | None, b: float | None) -> str:

@@ -100,20 +100,37 @@ def score(outcomes: list[Outcome]) -> dict:
     def ratio(good: int, total: int) -> float | None:
         return round(good / total, 4) if total else None
 
+    counts = {
+        "hit_at_k": (sum(o.retrieved for o in answerable), len(answerable)),
+        "accuracy": (sum(o.correct for o in answerable), len(answerable)),
+        "citation_accuracy": (sum(o.cited for o in answered), len(answered)),
+        "abstention": (sum(not o.answer.answered for o in unanswerable), len(unanswerable)),
+    }
     return {
         "questions": len(outcomes),
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
-        "hit_at_k": ratio(sum(o.retrieved for o in answerable), len(answerable)),
-        "accuracy": ratio(sum(o.correct for o in answerable), len(answerable)),
-        "citation_accuracy": ratio(sum(o.cited for o in answered), len(answered)),
-        "abstention": ratio(sum(not o.answer.answered for o in unanswerable), len(unanswerable)),
+        **{key: ratio(good, total) for key, (good, total) in counts.items()},
+        # How many questions each ratio counts, and the 95% (Wilson) interval it pins down: on 40 questions one
+        # question is 2.5 points, and the interval is some 20 points wide.
+        "counts": {key: [good, total] for key, (good, total) in counts.items()},
+        "ci95": {key: wilson_interval(good, total) for key, (good, total) in counts.items()},
         "answer_chars_median": statistics.median(lengths) if lengths else None,
         "llm_answers": sum(o.answer.composer == "llm" for o in outcomes),
         "fallbacks": sum(o.answer.model_failed for o in outcomes),
         "latency_ms_p50": _percentile(latencies, 0.50),
         "latency_ms_p95": _percentile(latencies, 0.95),
     }
+
+
+def wilson_interval(good: int, total: int) -> list[float] | None:
+    """The 95% Wilson score interval of the proportion good/total (None for no questions)."""
+    if not total:
+        return None
+    from scipy.stats import binomtest
+
+    ci = binomtest(good, total).proportion_ci(confidence_level=0.95, method="wilson")
+    return [round(float(ci.low), 4), round(float(ci.high), 4)]
 
 
 def _percentile(values: list[float], q: float) -> float | None:

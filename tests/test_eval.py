@@ -88,6 +88,14 @@ def test_a_folder_loads_every_question_file():
     assert len(cases) == sum(len(load_cases(str(f))) for f in EVAL.glob("*.jsonl"))
 
 
+def test_wilson_intervals():
+    from bot.evaluate import wilson_interval
+
+    assert wilson_interval(32, 39) == [0.6733, 0.9102]  # the textbook formula, worked by hand: 0.673 to 0.910
+    assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0
+    assert wilson_interval(0, 0) is None
+
+
 def test_source_stems_match_paths_and_urls():
     assert stem_of("/x/data/articles/the-hill-2025-06-27.md") == "the-hill-2025-06-27"
     assert stem_of("https://example.com/news/the-hill-2025-06-27.html?x=1") == "the-hill-2025-06-27"

@@ -360,6 +360,12 @@ def test_cli_eval_compare_baseline(eval_env):
     report = json.loads(r.stdout)
     assert report["baseline"]["heldout"]["abstention"] == 0.0
     assert report["heldout"]["accuracy"] > report["baseline"]["heldout"]["accuracy"]
+    heldout = report["heldout"]
+    good, total = heldout["counts"]["accuracy"]
+    assert total == heldout["answerable"] and round(good / total, 4) == heldout["accuracy"]
+    low, high = heldout["ci95"]["accuracy"]
+    assert low < heldout["accuracy"] < high
+    assert f"accuracy={heldout['accuracy']:.2f} ({good}/{total})" in out and "95% intervals, dealbot heldout" in out
 
 
 def test_cli_interactive_at_a_terminal_keeps_the_conversation(eval_env):
