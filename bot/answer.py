@@ -50,6 +50,8 @@ MAX_SENTENCES = 3
 MAX_CHARS = 600
 # Further sentences join the best one only when they score nearly as well and add something it lacks.
 FOLLOW_RATIO = 0.85
+# Shaped sentences within this ratio of the best score count as tied with it for leading the answer.
+TIE_RATIO = 0.95
 _OPENS_QUOTE = ("“", '"')
 # Below this share of the question's (rarity-weighted) terms known to the corpus, the question is about something
 # the articles do not cover ("how did the stock market react?"), whatever sentence happens to score well.
@@ -104,7 +106,8 @@ def _compose(question: str, hits: list[Hit], stats: CorpusStats, min_score: floa
         if expects.roles:
             reason += f" (naming the role {'/'.join(sorted(expects.roles))})"
         return Answer(question, False, hits=tuple(hits), evidence=candidates[0].evidence, reason=reason), candidates, []
-    best = shaped[0]
+    # Sentences scoring within TIE_RATIO of the best are as good as it; the first of them with enough evidence leads.
+    best = next((c for c in shaped if c.score >= TIE_RATIO * shaped[0].score and c.evidence >= min_score), shaped[0])
     evidence = best.evidence
     if expects.kind == SUMMARY:
         # "What is the deal mainly about?" is answered by the lead of the article it is about, and a lead need not

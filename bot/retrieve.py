@@ -59,7 +59,9 @@ class CorpusStats:
         from rapidfuzz import fuzz, process
 
         def fix(m: re.Match) -> str:
-            word = m[0]
+            word, suffix = m[1], m[2] or ""
+            if suffix.lower() in ("'t", "’t"):  # a contraction ("weren't") is no misspelling
+                return m[0]
             # Role words ("minister") are left alone: corrected to a word the articles have ("ministry"), a question
             # about a role no article names would be answered about something else.
             if (
@@ -69,13 +71,38 @@ class CorpusStats:
                 or stem(word) in self.df
                 or stem(word) in ROLES
             ):
-                return word
+                return m[0]
             match = process.extractOne(word.lower(), self._spellable, scorer=fuzz.ratio, score_cutoff=85)
             if not match:
-                return word
-            return match[0].capitalize() if word[0].isupper() else match[0]
+                return m[0]
+            return (match[0].capitalize() if word[0].isupper() else match[0]) + suffix
 
-        return re.sub(r"[A-Za-z]+", fix, question)
+        return re.sub(r"([A-Za-z]+)(['’][A-Za-z]+)?", fix, question)
+
+    def expand_acronyms(self, question: str) -> str:
+        """The question with acronyms no article uses replaced by the words they stand for in the articles ("EDA"
+        by "electronic design automation", "EVs" by "electric vehicles"): the most frequent run of words whose
+        initials spell it."""
+
+        def expand(m: re.Match) -> str:
+            acronym = m[1]
+            if acronym.lower() in self.vocabulary:
+                return m[0]
+            return self._expansions.setdefault(acronym, self._expansion(acronym)) or m[0]
+
+        return re.sub(r"\b([A-Z]{2,5})s?\b", expand, question)
+
+    def _expansion(self, acronym: str) -> str | None:
+        pattern = re.compile(r"\b" + r"[\s-]+".join(rf"{c}[a-z]+" for c in acronym.lower()) + r"\b", re.I)
+        found = Counter(
+            m[0] for text in self.documents.values() for m in pattern.finditer(text)
+            if not any(w.lower() in STOPWORDS for w in m[0].split())
+        )
+        return found.most_common(1)[0][0] if found else None
+
+    @cached_property
+    def _expansions(self) -> dict[str, str | None]:
+        return {}
 
     @cached_property
     def _spellable(self) -> list[str]:

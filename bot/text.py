@@ -71,12 +71,14 @@ def question_terms(question: str) -> frozenset[str]:
 # What kind of answer a question asks for, and how to recognise one in a sentence.
 
 DATE, PERSON, NUMBER, PLACE, SUMMARY, OTHER = "date", "person", "number", "place", "summary", "other"
+ORGANISATION = "organisation"
 
 _QUESTION_TYPES = [
     (SUMMARY, re.compile(r"\b(what(?:'s|’s| is| was)\b.{0,40}\b(mainly|mostly|all|really) about|gist|summary|summari[sz]e|in a nutshell|main point)\b", re.I)),
     (DATE, re.compile(r"^(when|since when|until when|by when)\b|\bwhat (date|day|month|year|time)\b|\bhow long ago\b", re.I)),
     # "which US officials", "what Chinese minister": a word or two may qualify the role asked about
     (PERSON, re.compile(r"^(who|whom|whose)\b|\b(which|what) (?:(?!(?:did|does|do|is|are|was|were|has|have|had|will|would|can|could)\b)[\w.'’]+ ){0,2}?(officials?|persons?|people|secretar(?:y|ies)|ministers?|leaders?|presidents?|negotiators?|executives?|spokes(?:person|man|woman))\b|\bnames? of\b", re.I)),
+    (ORGANISATION, re.compile(r"\b(which|what) (?:[\w.'’-]+ ){0,3}?(compan(?:y|ies)|firms?|(?:car|auto)?makers?|manufacturers?|brands?|banks?|businesses)\b", re.I)),
     (NUMBER, re.compile(r"\bhow (much|many|high|large|big|steep)\b|\bwhat (\w+ )?(percent|percentage|share|rate|proportion|fraction|number|amount)\b|\b(tariff|rate) (was|is|were)\b|\bwhat(?:'s|’s| is| was| are)? (?:the )?(?:(?!(?:to|of|for|about|against|on|with|from|in|instead)\b)\w+ ){0,3}(tariff|rate|duty|duties)\b(?! did)", re.I)),
     (PLACE, re.compile(r"^where\b|\b(which|what) (city|country|countries|place|capital|venue|location)\b", re.I)),
 ]
@@ -87,6 +89,7 @@ _ANSWER_SHAPES = {
     DATE: re.compile(
         rf"\b({_MONTHS}|{_DAYS})\b|\b(1[89]|20)\d\d\b|\b\d{{4}}-\d\d-\d\d\b|"
         r"\b(yesterday|today|tonight|tomorrow|ago|the other day|(over|at) the weekend|earlier this|later this|last (week|month|year)|"
+        r"(in|this|last|next|early|late|mid-?) ?(the )?(spring|summer|autumn|fall|winter)|"
         r"this (week|month|year)|next (week|month|year))\b",
         re.I,
     ),
@@ -106,6 +109,41 @@ _NOT_PERSON = frozenset(
     news tv times post journal court senate congress parliament committee administration representative
     university institute association group company corporation""".split()
 )
+
+
+_PERCENT = re.compile(r"\d\s*(?:%|percent|per cent)|\bpercentage points?\b", re.I)
+# An institution's name ("China's Ministry of Commerce", "the World Trade Organization", "the White House").
+_INSTITUTION = re.compile(
+    r"\b(?:[A-Z][a-z]+ )*(?:Ministry|Department|Commission|Organi[sz]ation|House|Council|Office|Agency|Bank|Union|Court)"
+    r"(?: of(?: the)?(?: [A-Z][a-z]+)+)?\b"
+)
+_COUNTRY_NOUNS = "china|beijing|u\\.s\\.|us|united states|washington|america|eu|european union|brussels|uk|britain"
+# A country acting ("China is the largest buyer", "Beijing said"), not a country named as an adjective ("U.S. and
+# Chinese negotiators").
+_COUNTRY_ACTS = re.compile(
+    rf"(?<![\w.])({_COUNTRY_NOUNS})(?:'s|’s)? (?:is|was|are|were|has|had|have|will|would|said|says|\w+ed)\b", re.I
+)
+
+
+def agents(sentence: str) -> frozenset[str]:
+    """Stems of what in `sentence`, outside quotations, could answer "who" when no person is named: an institution
+    ("the Ministry of Commerce") or a country acting ("China is ...", "Beijing said")."""
+    plain = _QUOTED.sub(" ", sentence)
+    found = {t for m in _INSTITUTION.finditer(plain) for t in terms(m[0])}
+    found |= {stem(m[1].replace(".", "")) for m in _COUNTRY_ACTS.finditer(plain)}
+    return frozenset(found)
+
+
+def organisation_names(sentence: str) -> frozenset[str]:
+    """Stems of the names in `sentence` that could be a company's: capitalised words within the sentence and
+    acronyms anywhere ("BYD", "Geely"), less countries, nationalities, months and days."""
+    found = set()
+    for m in re.finditer(r"\b(?:[A-Z]{2,}|[A-Z][a-z]+)\b", _QUOTED.sub(" ", sentence)):
+        word = m[0]
+        if (m.start() == 0 and not word.isupper()) or _CALENDAR.match(word) or any(word.lower() in g for g in _ALIASES):
+            continue
+        found.add(stem(word))
+    return frozenset(found)
 
 
 def person_names(sentence: str) -> list[str]:
@@ -133,7 +171,11 @@ _AGREE_QUESTION = re.compile(r"\b(agree|agreed|sign|signed)\b", re.I)
 _AGREE_PARTY = re.compile(
     rf"\b{_AUX}\s+(.{{1,60}}?)\s+(?:agree|sign|promise|pledge|commit|offer)\b", re.I
 )
+# "What did the WTO rule ...": the answer reports a decision, not merely the body's name.
+_DECIDE_QUESTION = re.compile(rf"\b{_AUX}\s+.{{1,60}}?\s+(?:decide|rule|conclude|find)\b", re.I)
+_DECISION = re.compile(r"\b(decid\w*|decision|ruled|ruling|conclu\w*|found|finding|verdict)\b", re.I)
 _AGREEMENT = re.compile(r"\b(agree|agreed|agrees|agreement|deal|accord|pact|truce|framework|understanding|signed|consensus)\b", re.I)
+_PERCENT_UNITS = frozenset(stem(w) for w in ("point", "points", "percentage"))
 _NOT_UNITS = {"of", "is", "are", "was", "were", "did", "does", "do", "has", "have", "will", "would", "can", "the", "a", "more"}
 _PRESENT = re.compile(r"\b(now|currently|current|today|at present|these days|still|latest|most recent|newest|nowadays)\b", re.I)
 # "What did Bessent say ...": the answer is something the named speaker said, so a sentence must report speech.
@@ -141,7 +183,7 @@ _SAY_QUESTION = re.compile(r"\b(?:did|does|do|has|have)\s+(.{1,60}?)\s+(?:say|sa
 # Words of a speaker that articles often leave out of the attribution ("China said", for China's ministry).
 _UNNAMED_SPEAKERS = frozenset(stem(w) for w in ("ministry", "spokesperson", "official", "officials"))
 # "..., according to Lutnick?": the answer is what Lutnick said
-_ACCORDING_TO = re.compile(r"\baccording to\s+([^,;?]{1,60}?)\s*(?:[,;?]|$)", re.I)
+_ACCORDING_TO = re.compile(r"(?:\baccording to|(?:^|[,;]\s*)per)\s+([^,;?]{1,60}?)\s*(?:[,;?]|$)", re.I)
 _SPEECH = re.compile(r"\b(said|says|saying|told|tells|announced|stated|statement|described|alluded|added|according)\b|[“\"]", re.I)
 # Roles a "who" question may name ("who is the commerce secretary"): the sentence naming the person must name the role.
 ROLES = _ROLES = frozenset(stem(w) for w in """minister secretary ambassador spokesperson spokesman spokeswoman representative
@@ -167,6 +209,9 @@ class Expectation:
     agreed: bool = False  # "what did X agree": the answer reports an agreement
     counted: bool = False  # "how many licences": a number must stand just before the unit
     party: frozenset[str] = frozenset()  # "what did China agree to": the names of who agreed (lower case)
+    agent: bool = False  # "who ...?": a country, an institution or a role may answer it, not only a person's name
+    percent: bool = False  # "by how many points": the answer is a percentage
+    decided: bool = False  # "what did the WTO rule": the answer reports a decision
 
     def met_by(self, sentence: str, sentence_terms: frozenset[str], lead: bool = False, context: str = "") -> bool:
         """Whether `sentence` holds the kind of answer asked for; `context` is the sentence before it, where a
@@ -174,6 +219,8 @@ class Expectation:
         if self.present and _PAST_ANCHOR.search(sentence):
             return False  # "what is the rate now?" is not answered by what the rate was in April
         if self.agreed and not _AGREEMENT.search(sentence):
+            return False
+        if self.decided and not _DECISION.search(sentence):
             return False
         if self.party and not all(name_pattern(n).search(_QUOTED.sub(" ", sentence)) for n in self.party):
             return False  # "we inked the deal," Lutnick said: not something China agreed to
@@ -189,13 +236,20 @@ class Expectation:
         if self.kind == PERSON:
             if self.roles and not self.roles & sentence_terms:
                 return False
-            return any(set(terms(name)) - self.question_terms for name in person_names(sentence))
+            if any(set(terms(name)) - self.question_terms for name in person_names(sentence)):
+                return True
+            # "who is the biggest buyer", "who put out the statement": a country or a ministry can be the answer
+            return self.agent and bool(agents(sentence) - self.question_terms)
+        if self.kind == ORGANISATION:  # "which carmakers": a company's name the question does not give
+            return bool(organisation_names(sentence) - self.question_terms)
         pattern = _ANSWER_SHAPES.get(self.kind)
         if pattern is not None and not pattern.search(sentence):
             # "five more rare earth elements": a small number counts when it counts the thing asked about
             if not (self.kind == NUMBER and self.unit and self.unit in sentence_terms and _SMALL_NUMBER.search(sentence)):
                 return False
         if self.unit and self.unit not in sentence_terms:
+            return False
+        if self.percent and not _PERCENT.search(sentence):
             return False
         if self.counted and not _counts(sentence, self.unit):
             return False  # "how many licences": a number must count licences, not the elements named beside them
@@ -245,10 +299,15 @@ def expectation(question: str) -> Expectation:
     q_terms = question_terms(question)
     roles = frozenset(q_terms & _ROLES) if kind == PERSON else frozenset()
     agreed = bool(_AGREE_QUESTION.search(question)) and kind in (OTHER, SUMMARY)
+    percent = unit in _PERCENT_UNITS
+    if percent:  # "how many points": the articles give percentages, not "points"
+        unit = None
     counted = unit is not None and bool(re.search(r"\bhow many\b", question, re.I))
     party = frozenset(_plain(n[0]) for n in _NAME.finditer(m[1])) if agreed and (m := _AGREE_PARTY.search(question)) else frozenset()
+    agent = kind == PERSON and bool(re.match(r"\s*(?:(?:and|so|but|also|then|ok|okay)\b[\s,]*)?(?:who|whom)\b", question, re.I))
     return Expectation(
-        kind, unit, money, present, q_terms, speaker, roles, bool(_CHANGE.search(question)), agreed, counted, party
+        kind, unit, money, present, q_terms, speaker, roles, bool(_CHANGE.search(question)), agreed, counted, party,
+        agent, percent, bool(_DECIDE_QUESTION.search(question)) and kind == OTHER,
     )
 
 

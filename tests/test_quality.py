@@ -177,6 +177,60 @@ def test_take_place_and_take_part_are_not_terms_of_the_question():
     assert question_terms("Which officials took part in the London talks?") == {"offici", "london", "talk"}
 
 
+def test_acronyms_are_read_as_the_words_they_stand_for_and_contractions_are_not_misspellings(pipeline):
+    stats = pipeline.retriever.stats
+    assert stats.expand_acronyms("what is EDA software?") == "what is electronic design automation software?"
+    assert stats.expand_acronyms("did China go to the WTO?") == "did China go to the World Trade Organization?"
+    assert stats.expand_acronyms("EU and US duties") == "EU and US duties"  # the articles use these
+    assert stats.correct_spelling("the magnets weren't flowing") == "the magnets weren't flowing"
+    assert stats.correct_spelling("what did Lutnik's comerce ministry say") == "what did Lutnick's commerce ministry say"
+    a = pipeline.ask("sorry - what's EDA?")
+    assert a.answered and "design chips" in a.text
+    assert pipeline.ask("the EU EV duties come on top of what?").answered
+
+
+def test_who_may_be_answered_by_a_country_or_an_institution():
+    from bot.text import agents
+
+    e = expectation("who's the biggest soybean buyer?")
+    assert e.kind == "person" and e.agent
+    country = "China is the world's largest buyer of soybeans."
+    assert e.met_by(country, frozenset(terms(country)))
+    adjective = "U.S. and Chinese negotiators ended two days of talks."
+    assert agents(adjective) == frozenset() and not e.met_by(adjective, frozenset(terms(adjective)))
+    assert agents("China’s Ministry of Commerce spokesperson said so.") >= {"ministri", "commerc"}
+    assert not expectation("Which officials were at the talks?").agent  # officials: a name is wanted
+
+
+def test_which_companies_wants_a_company_name():
+    e = expectation("Which EDA companies got to resume sales to China?")
+    assert e.kind == "organisation"
+    unnamed = "Makers of electronic design automation software said they could sell to Chinese customers again."
+    named = "BYD faces 17 percent and Geely 18.8 percent."
+    assert not e.met_by(unnamed, frozenset(terms(unnamed)))
+    assert e.met_by(named, frozenset(terms(named)))
+
+
+def test_points_seasons_per_and_decisions():
+    points = expectation("By how many points did the tariff drop?")
+    assert points.percent and points.unit is None
+    rate = "The tariff fell from 57 percent to 47 percent."
+    assert points.met_by(rate, frozenset(terms(rate))) and not points.met_by("It fell by ten.", frozenset({"fell"}))
+    when = expectation("When had Washington put those curbs in place?")
+    spring = "The United States has started removing the restrictions it placed on China in the spring."
+    assert when.met_by(spring, frozenset(terms(spring)))
+    assert expectation("per Bessent, what was held back?").speaker == {"bessent"}
+    assert expectation("What is the duty per car?").speaker == frozenset()
+    ruled = expectation("What did the WTO rule on the EU car duties?")
+    challenged = "China has challenged the duties at the World Trade Organization."
+    assert ruled.decided and not ruled.met_by(challenged, frozenset(terms(challenged)))
+
+
+def test_a_near_tie_is_led_by_the_sentence_with_enough_evidence(pipeline):
+    a = pipeline.ask("When had Washington put those export curbs on China in the first place?")
+    assert a.answered and "in the spring" in a.text and a.evidence >= pipeline.settings.retrieval.min_score
+
+
 def test_the_speaker_is_named_outside_the_quotation():
     e = expectation("What did China's commerce ministry say Beijing will do under the deal?")
     attribution = "Commerce Secretary Howard Lutnick later told Bloomberg TV that the deal was signed."
