@@ -171,6 +171,11 @@ _AGREE_QUESTION = re.compile(r"\b(agree|agreed|sign|signed)\b", re.I)
 _AGREE_PARTY = re.compile(
     rf"\b{_AUX}\s+(.{{1,60}}?)\s+(?:agree|sign|promise|pledge|commit|offer)\b", re.I
 )
+# "Which US officials", "the Chinese negotiators": people of one side.
+_SIDE = re.compile(
+    r"(?<![\w.])(US|U\.S\.|American|Chinese|China's|China’s|EU|European|British)\s+"
+    r"(?:officials?|negotiators?|ministers?|leaders?|delegat(?:es?|ion)|side|team|officers?|representatives?)\b"
+)
 # "What did the WTO rule ...": the answer reports a decision, not merely the body's name.
 _DECIDE_QUESTION = re.compile(rf"\b{_AUX}\s+.{{1,60}}?\s+(?:decide|rule|conclude|find)\b", re.I)
 _DECISION = re.compile(r"\b(decid\w*|decision|ruled|ruling|conclu\w*|found|finding|verdict)\b", re.I)
@@ -212,6 +217,7 @@ class Expectation:
     agent: bool = False  # "who ...?": a country, an institution or a role may answer it, not only a person's name
     percent: bool = False  # "by how many points": the answer is a percentage
     decided: bool = False  # "what did the WTO rule": the answer reports a decision
+    side: str = ""  # "which US officials": the country whose people are asked about, named outside quotations
 
     def met_by(self, sentence: str, sentence_terms: frozenset[str], lead: bool = False, context: str = "") -> bool:
         """Whether `sentence` holds the kind of answer asked for; `context` is the sentence before it, where a
@@ -236,6 +242,8 @@ class Expectation:
         if self.kind == PERSON:
             if self.roles and not self.roles & sentence_terms:
                 return False
+            if self.side and not name_pattern(self.side).search(_QUOTED.sub(" ", sentence)):
+                return False  # "which US officials": Bessent's quotation about London names no American side
             if any(set(terms(name)) - self.question_terms for name in person_names(sentence)):
                 return True
             # "who is the biggest buyer", "who put out the statement": a country or a ministry can be the answer
@@ -305,9 +313,10 @@ def expectation(question: str) -> Expectation:
     counted = unit is not None and bool(re.search(r"\bhow many\b", question, re.I))
     party = frozenset(_plain(n[0]) for n in _NAME.finditer(m[1])) if agreed and (m := _AGREE_PARTY.search(question)) else frozenset()
     agent = kind == PERSON and bool(re.match(r"\s*(?:(?:and|so|but|also|then|ok|okay)\b[\s,]*)?(?:who|whom)\b", question, re.I))
+    side = (m := _SIDE.search(question)) and kind == PERSON and _plain(m[1]) or ""
     return Expectation(
         kind, unit, money, present, q_terms, speaker, roles, bool(_CHANGE.search(question)), agreed, counted, party,
-        agent, percent, bool(_DECIDE_QUESTION.search(question)) and kind == OTHER,
+        agent, percent, bool(_DECIDE_QUESTION.search(question)) and kind == OTHER, side,
     )
 
 

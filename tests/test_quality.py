@@ -231,6 +231,16 @@ def test_a_near_tie_is_led_by_the_sentence_with_enough_evidence(pipeline):
     assert a.answered and "in the spring" in a.text and a.evidence >= pipeline.settings.retrieval.min_score
 
 
+def test_people_of_one_side_are_named_with_their_side_outside_quotations():
+    e = expectation("Which US officials took part in the London talks?")
+    assert e.side == "us"
+    quote = "“We had trade talks in Geneva and then in London,” Treasury Secretary Scott Bessent said on Friday."
+    side = "Commerce Secretary Howard Lutnick joined Bessent and Greer for the U.S. side."
+    assert not e.met_by(quote, frozenset(terms(quote)))
+    assert e.met_by(side, frozenset(terms(side)))
+    assert expectation("Who is the commerce secretary?").side == ""
+
+
 def test_the_speaker_is_named_outside_the_quotation():
     e = expectation("What did China's commerce ministry say Beijing will do under the deal?")
     attribution = "Commerce Secretary Howard Lutnick later told Bloomberg TV that the deal was signed."
