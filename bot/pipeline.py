@@ -69,7 +69,7 @@ class Pipeline:
         threshold = self.settings.retrieval.min_score if min_score is None else min_score
         t0 = time.perf_counter()
         stats = self.retriever.stats
-        asked = stats.correct_spelling(stats.expand_acronyms(contextualize(question, history)))
+        asked = stats.truecase(stats.correct_spelling(stats.expand_acronyms(contextualize(question, history))))
         window = question_window(question, self.retriever.newest)
         named = Filters(window.since, window.until, self.retriever.outlets_named(question))
         combined = Filters(

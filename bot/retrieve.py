@@ -32,6 +32,8 @@ class CorpusStats:
     df: dict[str, int]
     vocabulary: frozenset[str]
     documents: dict[str, str] = dataclasses.field(default_factory=dict)  # doc_id -> title and text, for name checks
+    # Words the articles only ever write capitalised within a sentence ("geneva" -> "Geneva"), for lower-case questions
+    names: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_rows(cls, rows: list[Row]) -> "CorpusStats":
@@ -39,6 +41,8 @@ class CorpusStats:
         vocabulary: set[str] = set()
         seen: set[tuple[str, int]] = set()
         parts: dict[str, dict[int, str]] = {}
+        capitalised: Counter[str] = Counter()
+        lower: set[str] = set()
         for row in rows:
             doc = parts.setdefault(row.meta["doc_id"], {-2: row.meta["outlet"] or "", -1: row.meta["title"]})
             doc[row.meta["start"]] = row.text
@@ -51,8 +55,23 @@ class CorpusStats:
                 df.update(set(terms(text)))
                 vocabulary.update(w.lower() for w in words(text))
                 vocabulary.update(_plain(w) for w in words(text))
+                ws = words(text)
+                for i, w in enumerate(ws):
+                    if w[0].islower():
+                        lower.add(w)
+                    elif i and w[0].isupper() and not (ws[i - 1][0].isupper() or ws[i + 1:i + 2] and ws[i + 1][0].isupper()):
+                        capitalised[w] += 1  # a name on its own ("Geneva"), not a word of one ("United States")
         documents = {d: "\n".join(t for _, t in sorted(p.items())) for d, p in parts.items()}
-        return cls(len(seen), dict(df), frozenset(vocabulary), documents)
+        names: dict[str, str] = {}
+        for w, _ in capitalised.most_common():
+            if w.lower() not in lower and len(w) > 1 and _plain(w) not in STOPWORDS and not is_calendar(stem(w)):
+                names.setdefault(w.lower(), w)
+        return cls(len(seen), dict(df), frozenset(vocabulary), documents, names)
+
+    def truecase(self, question: str) -> str:
+        """The question with the names it writes in lower case capitalised as the articles write them ("what did
+        lutnick say about geneva" -> "what did Lutnick say about Geneva"), so they count as names."""
+        return re.sub(r"[A-Za-z][A-Za-z'’]*", lambda m: self.names.get(m[0], m[0]) if m[0].islower() else m[0], question)
 
     def correct_spelling(self, question: str) -> str:
         """The question with words no article contains replaced by a close match that one does ("comerce")."""
@@ -73,8 +92,8 @@ class CorpusStats:
             ):
                 return m[0]
             match = process.extractOne(word.lower(), self._spellable, scorer=fuzz.ratio, score_cutoff=85)
-            if not match:
-                return m[0]
+            if not match or match[0][0] != word[0].lower():  # a typo seldom hits the first letter: "member" is no
+                return m[0]  # misspelt "remember"
             return (match[0].capitalize() if word[0].isupper() else match[0]) + suffix
 
         return re.sub(r"([A-Za-z]+)(['’][A-Za-z]+)?", fix, question)

@@ -71,10 +71,11 @@ def question_terms(question: str) -> frozenset[str]:
 # What kind of answer a question asks for, and how to recognise one in a sentence.
 
 DATE, PERSON, NUMBER, PLACE, SUMMARY, OTHER = "date", "person", "number", "place", "summary", "other"
-ORGANISATION = "organisation"
+ORGANISATION, DURATION = "organisation", "duration"
 
 _QUESTION_TYPES = [
     (SUMMARY, re.compile(r"\b(what(?:'s|’s| is| was)\b.{0,40}\b(mainly|mostly|all|really) about|gist|summary|summari[sz]e|in a nutshell|main point)\b", re.I)),
+    (DURATION, re.compile(r"\bhow long\b(?! ago)|\bfor how long\b", re.I)),
     (DATE, re.compile(r"^(when|since when|until when|by when)\b|\bwhat (date|day|month|year|time)\b|\bhow long ago\b", re.I)),
     # "which US officials", "what Chinese minister": a word or two may qualify the role asked about
     (PERSON, re.compile(r"^(who|whom|whose)\b|\b(which|what) (?:(?!(?:did|does|do|is|are|was|were|has|have|had|will|would|can|could)\b)[\w.'’]+ ){0,2}?(officials?|persons?|people|secretar(?:y|ies)|ministers?|leaders?|presidents?|negotiators?|executives?|spokes(?:person|man|woman))\b|\bnames? of\b", re.I)),
@@ -85,6 +86,7 @@ _QUESTION_TYPES = [
 
 _MONTHS = r"January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec"
 _DAYS = r"Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
+_NUMBER_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen"
 _ANSWER_SHAPES = {
     DATE: re.compile(
         rf"\b({_MONTHS}|{_DAYS})\b|\b(1[89]|20)\d\d\b|\b\d{{4}}-\d\d-\d\d\b|"
@@ -98,6 +100,10 @@ _ANSWER_SHAPES = {
         r"\d|\b(percent|per cent|half|dozen|hundreds?|thousands?|millions?|billions?|trillions?|twenty|thirty|forty|"
         r"fifty|sixty|seventy|eighty|ninety)\b",
         re.I,
+    ),
+    # "two days of talks", "for 90 days", "until November 10", "for one year"
+    DURATION: re.compile(
+        rf"\b(\d+|{_NUMBER_WORDS}|a|several|a few)[- ](days?|weeks?|months?|years?|hours?)\b(?! ago)|\buntil\b|\bthrough\b", re.I
     ),
     PLACE: re.compile(rf"\b(in|at|from|to|near|on) (?:the )?(?!(?:{_MONTHS}|{_DAYS})\b)[A-Z][a-z]+"),
 }
@@ -154,7 +160,6 @@ def person_names(sentence: str) -> list[str]:
     ]
 
 
-_NUMBER_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen"
 _SMALL_NUMBER = re.compile(rf"\b({_NUMBER_WORDS})\b", re.I)
 _UNIT = re.compile(r"\bhow (?:many|much) ([a-z]+)", re.I)
 _AUX = r"(?:has|have|had|did|does|do|will|would|are|were|is|was|can|could|should)"
@@ -176,6 +181,28 @@ _SIDE = re.compile(
     r"(?<![\w.])(US|U\.S\.|American|Chinese|China's|China’s|EU|European|British)\s+"
     r"(?:officials?|negotiators?|ministers?|leaders?|delegat(?:es?|ion)|side|team|officers?|representatives?)\b"
 )
+# Rounds of talks are told apart by where they were held: "the Geneva talks", "talks in London", "the Busan meeting".
+_EVENT = r"(?:talks|negotiations|meetings?|summit|round|rounds|visit)"
+_VENUE = re.compile(
+    rf"(?i:\b{_EVENT}\s+(?:in|at)\s+)([A-Z][a-z]+)\b|(?<![-\w])([A-Z][a-z]+)\s+(?i:{_EVENT})\b"
+)
+
+
+def _venues(text: str) -> list[str]:
+    """The places `text` names as where a round of talks was held, in order."""
+    return [
+        place for m in _VENUE.finditer(text)
+        if (place := m[1] or m[2]) and not _CALENDAR.match(place) and place.lower() not in STOPWORDS
+        and not any(place.lower() in group for group in _ALIASES)
+    ]
+
+
+def _elsewhere(sentence: str, venue: str) -> bool:
+    """Whether `sentence` places its talks somewhere other than `venue`, and never at it."""
+    places = {p.lower() for p in _venues(sentence)}
+    return bool(places) and venue not in places
+
+
 # "What did the WTO rule ...": the answer reports a decision, not merely the body's name.
 _DECIDE_QUESTION = re.compile(rf"\b{_AUX}\s+.{{1,60}}?\s+(?:decide|rule|conclude|find)\b", re.I)
 _DECISION = re.compile(r"\b(decid\w*|decision|ruled|ruling|conclu\w*|found|finding|verdict)\b", re.I)
@@ -218,12 +245,15 @@ class Expectation:
     percent: bool = False  # "by how many points": the answer is a percentage
     decided: bool = False  # "what did the WTO rule": the answer reports a decision
     side: str = ""  # "which US officials": the country whose people are asked about, named outside quotations
+    venue: str = ""  # "the Geneva talks": the place that tells this round of talks from the others (lower case)
 
     def met_by(self, sentence: str, sentence_terms: frozenset[str], lead: bool = False, context: str = "") -> bool:
         """Whether `sentence` holds the kind of answer asked for; `context` is the sentence before it, where a
         quotation's attribution often is."""
         if self.present and _PAST_ANCHOR.search(sentence):
             return False  # "what is the rate now?" is not answered by what the rate was in April
+        if self.venue and _elsewhere(sentence, self.venue):
+            return False  # "talks in London ... the Geneva truce" is not about the Geneva talks
         if self.agreed and not _AGREEMENT.search(sentence):
             return False
         if self.decided and not _DECISION.search(sentence):
@@ -314,9 +344,10 @@ def expectation(question: str) -> Expectation:
     party = frozenset(_plain(n[0]) for n in _NAME.finditer(m[1])) if agreed and (m := _AGREE_PARTY.search(question)) else frozenset()
     agent = kind == PERSON and bool(re.match(r"\s*(?:(?:and|so|but|also|then|ok|okay)\b[\s,]*)?(?:who|whom)\b", question, re.I))
     side = (m := _SIDE.search(question)) and kind == PERSON and _plain(m[1]) or ""
+    venue = next((_plain(p) for p in _venues(question)), "")
     return Expectation(
         kind, unit, money, present, q_terms, speaker, roles, bool(_CHANGE.search(question)), agreed, counted, party,
-        agent, percent, bool(_DECIDE_QUESTION.search(question)) and kind == OTHER, side,
+        agent, percent, bool(_DECIDE_QUESTION.search(question)) and kind == OTHER, side, venue,
     )
 
 

@@ -241,6 +241,25 @@ def test_people_of_one_side_are_named_with_their_side_outside_quotations():
     assert expectation("Who is the commerce secretary?").side == ""
 
 
+def test_lower_case_names_are_read_as_names_and_real_words_are_not_respelt(pipeline):
+    stats = pipeline.retriever.stats
+    assert stats.truecase("what did lutnick say about the geneva talks") == "what did Lutnick say about the Geneva talks"
+    assert stats.truecase("which member states voted") == "which member states voted"  # only "United States"
+    assert stats.correct_spelling("which member states") == "which member states"  # not "remember"
+
+
+def test_a_round_of_talks_is_told_apart_by_its_venue_and_how_long_wants_a_duration(pipeline):
+    e = expectation("how long did the Geneva negotiations go on")
+    assert e.kind == "duration" and e.venue == "geneva"
+    london = "U.S. and Chinese negotiators ended two days of talks in London with a framework for the Geneva truce."
+    geneva = "The two sides agreed on Monday to lower tariffs, after two days of talks in Geneva over the weekend."
+    assert not e.met_by(london, frozenset(terms(london)))
+    assert e.met_by(geneva, frozenset(terms(geneva)))
+    assert not e.met_by("The deal was signed two days ago.", frozenset())  # a date, not a duration
+    a = pipeline.ask("how long did the geneva negotiations go on")
+    assert a.answered and "talks in Geneva" in a.text and "geneva" in a.citations[0].source
+
+
 def test_the_speaker_is_named_outside_the_quotation():
     e = expectation("What did China's commerce ministry say Beijing will do under the deal?")
     attribution = "Commerce Secretary Howard Lutnick later told Bloomberg TV that the deal was signed."
