@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .retrieve import CorpusStats
-from .text import STOPWORDS, SUMMARY, Expectation, about_terms, expectation, name_pattern, named_entities, question_terms, stem, terms, words
+from .text import STOPWORDS, SUMMARY, Expectation, about_terms, alternatives, expectation, name_pattern, named_entities, question_terms, stem, terms, words
 from .types import Answer, Citation, Considered, Hit, Sentence
 
 WEIGHTS = {
@@ -119,6 +119,12 @@ def _compose(question: str, hits: list[Hit], stats: CorpusStats, min_score: floa
         reason = f"evidence {evidence:.3f} below threshold {min_score}"
         return Answer(question, False, hits=tuple(hits), evidence=evidence, reason=reason), candidates, []
     chosen = _choose(candidates[candidates.index(best):], expects)
+    if expects.kind == SUMMARY:
+        # A summary is the story's first two sentences: a lead often sets the scene ("Trump and Xi met in Busan")
+        # and the next one says what came of it.
+        second = next((c for c in candidates if _follows(c, best)), None)
+        if second and second not in chosen and len(best.text) + len(second.text) <= MAX_CHARS:
+            chosen = [best, second]
     return _cite(question, chosen, hits, evidence), candidates, chosen
 
 
@@ -158,11 +164,15 @@ def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStat
     # about the U.S. deal): its sentences do not have the answer's shape.
     own = re.sub(r" \([^()]*\)$", "", question)  # a follow-up's context in brackets names earlier things too
     names = [n for n in named_entities(own) if n.isupper() or n.lower() not in STOPWORDS]
+    # "Which was lower, the rate after Geneva or the one after Busan?": an article may answer for either one.
+    either = set(alternatives(own)) & set(names)
+    names = [n for n in names if n not in either]
     # Nor can one that never mentions what the question says it is about ("what did the Commission say about
     # rare earths?" and an article on car duties).
     topic = about_terms(own)
     covers = {
         d: all(name_pattern(n).search(stats.documents.get(d, "")) for n in names)
+        and (not either or any(name_pattern(n).search(stats.documents.get(d, "")) for n in either))
         and (not topic or topic <= stats.document_terms.get(d, frozenset()))
         for d in {h.doc_id for h in hits}
     } if stats.documents else {}

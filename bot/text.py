@@ -51,7 +51,7 @@ _TYPE_NOUN = re.compile(
 
 
 # Words that ask for a summary ("what is it mainly about", "the gist"): no article's sentence need contain them.
-_SUMMARY_WORDS = frozenset(stem(w) for w in "mainly mostly gist summary summarize summarise nutshell main point".split())
+_SUMMARY_WORDS = frozenset(stem(w) for w in "mainly mostly gist summary summarize summarise nutshell main point tl dr tldr recap rundown upshot outcome".split())
 
 
 # Phrases whose words say nothing about the answer's subject ("when did the talks take place", "who took part"): the
@@ -74,7 +74,7 @@ DATE, PERSON, NUMBER, PLACE, SUMMARY, OTHER = "date", "person", "number", "place
 ORGANISATION, DURATION = "organisation", "duration"
 
 _QUESTION_TYPES = [
-    (SUMMARY, re.compile(r"\b(what(?:'s|’s| is| was)\b.{0,40}\b(mainly|mostly|all|really) about|gist|summary|summari[sz]e|in a nutshell|main point)\b", re.I)),
+    (SUMMARY, re.compile(r"\b(what(?:'s|’s| is| was)\b.{0,40}\b(mainly|mostly|all|really) about|gist|summary|summari[sz]e|in a nutshell|main point|tl;? ?dr|recap|rundown|the upshot|outcome)\b", re.I)),
     (DURATION, re.compile(r"\bhow long\b(?! ago)|\bfor how long\b", re.I)),
     (DATE, re.compile(r"^(when|since when|until when|by when)\b|\bwhat (date|day|month|year|time)\b|\bhow long ago\b", re.I)),
     # "which US officials", "what Chinese minister": a word or two may qualify the role asked about
@@ -181,6 +181,23 @@ _SIDE = re.compile(
     r"(?<![\w.])(US|U\.S\.|American|Chinese|China's|China’s|EU|European|British)\s+"
     r"(?:officials?|negotiators?|ministers?|leaders?|delegat(?:es?|ion)|side|team|officers?|representatives?)\b"
 )
+# "Who said ...", "who warned ...": the answer is whoever a sentence reports as saying it.
+_WHO_SAID = re.compile(r"^\s*who\s+(?:has\s+|had\s+)?(?:said|says|say|told|warned|complained|claimed|noted|stated)\b", re.I)
+_SAID = re.compile(r"\b(said|says|told|warned|complained|claimed|noted|stated|according to)\b", re.I)
+# "How did BYD react to the duties?": what the named party did or said.
+_REACT_QUESTION = re.compile(rf"\bhow\s+{_AUX}\s+(.{{1,60}}?)\s+(?:react|respond|reply|answer|retaliate)\b", re.I)
+
+
+def _acts(name: str, sentence: str) -> bool:
+    """Whether `name` (or an alias) is the subject of a verb in `sentence`, outside quotations ("China has
+    challenged", "Beijing said", "BYD cut prices"), not only named ("BYD faces 17 percent" does not count)."""
+    plain = _QUOTED.sub(" ", sentence)
+    for m in name_pattern(name).finditer(plain):
+        if re.match(r"(?:'s|’s)?\s+(?:(?:has|had|have|will|would|also|then|quickly)\s+)?(?:\w+ed|said|says|told|cut|hit|sued)\b", plain[m.end():]):
+            return True
+    return False
+
+
 # Rounds of talks are told apart by where they were held: "the Geneva talks", "talks in London", "the Busan meeting".
 _EVENT = r"(?:talks|negotiations|meetings?|summit|round|rounds|visit)"
 _VENUE = re.compile(
@@ -246,12 +263,16 @@ class Expectation:
     decided: bool = False  # "what did the WTO rule": the answer reports a decision
     side: str = ""  # "which US officials": the country whose people are asked about, named outside quotations
     venue: str = ""  # "the Geneva talks": the place that tells this round of talks from the others (lower case)
+    attributed: bool = False  # "who said ...": a sentence reporting what someone said answers it
+    reacting: frozenset[str] = frozenset()  # "how did BYD react": names that must act in the answer (lower case)
 
     def met_by(self, sentence: str, sentence_terms: frozenset[str], lead: bool = False, context: str = "") -> bool:
         """Whether `sentence` holds the kind of answer asked for; `context` is the sentence before it, where a
         quotation's attribution often is."""
         if self.present and _PAST_ANCHOR.search(sentence):
             return False  # "what is the rate now?" is not answered by what the rate was in April
+        if self.reacting and not all(_acts(n, sentence) for n in self.reacting):
+            return False  # "how did BYD react": "BYD faces 17 percent" is no reaction
         if self.venue and _elsewhere(sentence, self.venue):
             return False  # "talks in London ... the Geneva truce" is not about the Geneva talks
         if self.agreed and not _AGREEMENT.search(sentence):
@@ -277,7 +298,10 @@ class Expectation:
             if any(set(terms(name)) - self.question_terms for name in person_names(sentence)):
                 return True
             # "who is the biggest buyer", "who put out the statement": a country or a ministry can be the answer
-            return self.agent and bool(agents(sentence) - self.question_terms)
+            if self.agent and agents(sentence) - self.question_terms:
+                return True
+            # "who said approvals were lagging": whoever the sentence says said it ("Industry groups said ...")
+            return self.attributed and bool(_SAID.search(_QUOTED.sub(" ", sentence)))
         if self.kind == ORGANISATION:  # "which carmakers": a company's name the question does not give
             return bool(organisation_names(sentence) - self.question_terms)
         pattern = _ANSWER_SHAPES.get(self.kind)
@@ -345,9 +369,14 @@ def expectation(question: str) -> Expectation:
     agent = kind == PERSON and bool(re.match(r"\s*(?:(?:and|so|but|also|then|ok|okay)\b[\s,]*)?(?:who|whom)\b", question, re.I))
     side = (m := _SIDE.search(question)) and kind == PERSON and _plain(m[1]) or ""
     venue = next((_plain(p) for p in _venues(question)), "")
+    attributed = kind == PERSON and bool(_WHO_SAID.search(question))
+    reacting = frozenset(
+        _plain(n[0]) for m in _REACT_QUESTION.finditer(question) for n in _NAME.finditer(m[1])
+    )
     return Expectation(
         kind, unit, money, present, q_terms, speaker, roles, bool(_CHANGE.search(question)), agreed, counted, party,
         agent, percent, bool(_DECIDE_QUESTION.search(question)) and kind == OTHER, side, venue,
+        attributed, reacting,
     )
 
 
@@ -389,6 +418,18 @@ def about_terms(question: str) -> frozenset[str]:
     """The content terms of what a question says it is "about" (empty when it names no such topic)."""
     m = _ABOUT.search(question)
     return frozenset(terms(m[1])) if m else frozenset()
+
+
+def alternatives(question: str) -> list[str]:
+    """Names the question offers as alternatives ("the rate after Geneva or the one after Busan?", "China or the
+    US"): the last name before each "or" and the first after it, within the clause."""
+    found = []
+    for m in re.finditer(r"\bor\b", question):
+        before = named_entities(re.split(r"[,;:?]", question[: m.start()])[-1] if m.start() else "")
+        after = named_entities("x " + re.split(r"[,;:?]", question[m.end():])[0])
+        if before and after:
+            found += [before[-1], after[0]]
+    return found
 
 
 def named_entities(question: str) -> list[str]:

@@ -260,6 +260,34 @@ def test_a_round_of_talks_is_told_apart_by_its_venue_and_how_long_wants_a_durati
     assert a.answered and "talks in Geneva" in a.text and "geneva" in a.citations[0].source
 
 
+def test_tldr_gets_the_first_two_sentences_of_the_story(pipeline):
+    a = pipeline.ask("busan tl;dr?")
+    assert a.answered and len(a.sentences) == 2 and "busan" in a.citations[0].source
+    assert a.text.startswith("President Trump and President Xi Jinping met in Busan") and "47 percent" in a.text
+
+
+def test_names_offered_as_alternatives_need_not_both_be_in_one_article(pipeline):
+    from bot.text import alternatives
+
+    assert alternatives("which was lower, the tariff after Geneva or the one after Busan?") == ["Geneva", "Busan"]
+    assert alternatives("Did China or the US blink first?") == ["China", "US"]
+    a = pipeline.ask("which was lower, the tariff after geneva or the one after busan?")
+    assert a.answered and ("30 percent" in a.text or "47 percent" in a.text)
+
+
+def test_who_said_and_how_did_x_react():
+    said = expectation("who said licence approvals were still lagging?")
+    groups = "Industry groups said approvals were still running below the levels seen before April."
+    assert said.attributed and said.met_by(groups, frozenset(terms(groups)))
+    react = expectation("how did BYD react to the EU duties?")
+    named = "Rates differ by manufacturer: BYD faces 17 percent."
+    acted = "BYD said it would cut prices in Europe."
+    assert react.reacting == {"byd"}
+    assert not react.met_by(named, frozenset(terms(named))) and react.met_by(acted, frozenset(terms(acted)))
+    china = "China has challenged the duties at the World Trade Organization."
+    assert expectation("How did Beijing respond to the duties?").met_by(china, frozenset(terms(china)))
+
+
 def test_the_speaker_is_named_outside_the_quotation():
     e = expectation("What did China's commerce ministry say Beijing will do under the deal?")
     attribution = "Commerce Secretary Howard Lutnick later told Bloomberg TV that the deal was signed."
