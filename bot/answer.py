@@ -50,6 +50,8 @@ MAX_SENTENCES = 3
 MAX_CHARS = 600
 # Further sentences join the best one only when they score nearly as well and add something it lacks.
 FOLLOW_RATIO = 0.85
+# A summary's two sentences stay within this length; a long quotation is no summary.
+SUMMARY_CHARS = 450
 # Shaped sentences within this ratio of the best score count as tied with it for leading the answer.
 TIE_RATIO = 0.95
 _OPENS_QUOTE = ("“", '"')
@@ -123,7 +125,9 @@ def _compose(question: str, hits: list[Hit], stats: CorpusStats, min_score: floa
         # A summary is the story's first two sentences: a lead often sets the scene ("Trump and Xi met in Busan")
         # and the next one says what came of it.
         second = next((c for c in candidates if _follows(c, best)), None)
-        if second and second not in chosen and len(best.text) + len(second.text) <= MAX_CHARS:
+        if second and second not in chosen and not second.text.startswith(_OPENS_QUOTE) and (
+            len(best.text) + len(second.text) <= SUMMARY_CHARS
+        ):
             chosen = [best, second]
     return _cite(question, chosen, hits, evidence), candidates, chosen
 

@@ -20,6 +20,7 @@ STOPWORDS = frozenset(
     when where which while who whom whose why will with would you your yours yourself yourselves s t don't
     tell say said says report reported reports reporting write wrote written know anything something thing things get got give given us u please exactly really
     many much happen happened
+    wait sorry hey hi ok okay actually ever just basically anyway quick question dumb someone anyone pls thanks btw
     """.split()
 )
 
