@@ -96,6 +96,9 @@ def _compose(question: str, hits: list[Hit], stats: CorpusStats, min_score: floa
     if reason := uncovered(question, hits, stats):
         return Answer(question, False, hits=tuple(hits), reason=reason), [], []
     expects = expectation(question)
+    if expects.venue and len({n.lower() for n in named_entities(question)} & stats.venues) > 1:
+        # "at both the Geneva and the London rounds": no one venue tells the talks asked about apart
+        expects = dataclasses.replace(expects, venue="")
     candidates = rank(question, hits, expects, stats)
     if not candidates:
         return Answer(question, False, hits=tuple(hits), reason="nothing retrieved"), [], []

@@ -17,7 +17,7 @@ import numpy as np
 from ingest.embed import Embedder
 from ingest.index import Index, Row
 
-from .text import ROLES, STOPWORDS, _plain, is_calendar, name_pattern, stem, terms, words
+from .text import ROLES, STOPWORDS, _plain, is_calendar, name_pattern, stem, terms, venues, words
 from .types import Hit
 
 
@@ -139,6 +139,11 @@ class CorpusStats:
             return True
         pattern = name_pattern(name)
         return pattern.pattern.count("|") > 0 and any(pattern.search(text) for text in self.documents.values())
+
+    @cached_property
+    def venues(self) -> frozenset[str]:
+        """The places the articles name as where talks were held ("talks in Geneva", "the London meeting")."""
+        return frozenset(p.lower() for text in self.documents.values() for p in venues(text))
 
     @cached_property
     def document_terms(self) -> dict[str, frozenset[str]]:

@@ -206,7 +206,7 @@ _VENUE = re.compile(
 )
 
 
-def _venues(text: str) -> list[str]:
+def venues(text: str) -> list[str]:
     """The places `text` names as where a round of talks was held, in order."""
     return [
         place for m in _VENUE.finditer(text)
@@ -217,7 +217,7 @@ def _venues(text: str) -> list[str]:
 
 def _elsewhere(sentence: str, venue: str) -> bool:
     """Whether `sentence` places its talks somewhere other than `venue`, and never at it."""
-    places = {p.lower() for p in _venues(sentence)}
+    places = {p.lower() for p in venues(sentence)}
     return bool(places) and venue not in places
 
 
@@ -369,7 +369,7 @@ def expectation(question: str) -> Expectation:
     party = frozenset(_plain(n[0]) for n in _NAME.finditer(m[1])) if agreed and (m := _AGREE_PARTY.search(question)) else frozenset()
     agent = kind == PERSON and bool(re.match(r"\s*(?:(?:and|so|but|also|then|ok|okay)\b[\s,]*)?(?:who|whom)\b", question, re.I))
     side = (m := _SIDE.search(question)) and kind == PERSON and _plain(m[1]) or ""
-    venue = next((_plain(p) for p in _venues(question)), "")
+    venue = next((_plain(p) for p in venues(question)), "")
     attributed = kind == PERSON and bool(_WHO_SAID.search(question))
     reacting = frozenset(
         _plain(n[0]) for m in _REACT_QUESTION.finditer(question) for n in _NAME.finditer(m[1])

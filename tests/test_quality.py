@@ -288,6 +288,18 @@ def test_who_said_and_how_did_x_react():
     assert expectation("How did Beijing respond to the duties?").met_by(china, frozenset(terms(china)))
 
 
+def test_a_question_about_two_venues_is_not_held_to_one(pipeline):
+    from bot.answer import _compose
+
+    assert pipeline.retriever.stats.venues >= {"geneva", "london"}
+    question = "Which officials were at both the Geneva and the London rounds?"
+    assert expectation(question).venue == "london"
+    hits = pipeline.retriever.retrieve(question)
+    _, candidates, _ = _compose(question, hits, pipeline.retriever.stats, 0.0)
+    geneva = [c for c in candidates if "delegation at the Geneva meeting" in c.text]
+    assert geneva and geneva[0].signals["shape"] == 1.0
+
+
 def test_the_speaker_is_named_outside_the_quotation():
     e = expectation("What did China's commerce ministry say Beijing will do under the deal?")
     attribution = "Commerce Secretary Howard Lutnick later told Bloomberg TV that the deal was signed."
