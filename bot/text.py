@@ -423,8 +423,14 @@ def about_terms(question: str) -> frozenset[str]:
 
 def alternatives(question: str) -> list[str]:
     """Names the question offers as alternatives ("the rate after Geneva or the one after Busan?", "China or the
-    US"): the last name before each "or" and the first after it, within the clause."""
+    US"): the last name before each "or" and the first after it, within the clause; and the two of "both X and Y",
+    which different articles may answer for."""
     found = []
+    # "at both the Geneva and the London rounds": each article may answer for one of them
+    for m in re.finditer(r"\bboth\b([^,;?]{1,40}?)\band\b([^,;?]{1,40})", question, re.I):
+        first, second = named_entities("x " + m[1]), named_entities("x " + m[2])
+        if first and second:
+            found += [first[0], second[0]]
     for m in re.finditer(r"\bor\b", question):
         before = named_entities(re.split(r"[,;:?]", question[: m.start()])[-1] if m.start() else "")
         after = named_entities("x " + re.split(r"[,;:?]", question[m.end():])[0])
