@@ -186,7 +186,11 @@ _SIDE = re.compile(
 _WHO_SAID = re.compile(r"^\s*who\s+(?:has\s+|had\s+)?(?:said|says|say|told|warned|complained|claimed|noted|stated)\b", re.I)
 _SAID = re.compile(r"\b(said|says|told|warned|complained|claimed|noted|stated|according to)\b", re.I)
 # "How did BYD react to the duties?": what the named party did or said.
-_REACT_QUESTION = re.compile(rf"\bhow\s+{_AUX}\s+(.{{1,60}}?)\s+(?:react|respond|reply|answer|retaliate)\b", re.I)
+_REACT_QUESTION = re.compile(
+    rf"\b(?:how\s+)?{_AUX}\s+(.{{1,60}}?)\s+(?:react|respond|reply|answer|retaliate|pushed back|push back|hit back|"
+    r"fought back|fight back|challenged?|appealed?)\b",
+    re.I,
+)
 
 
 def _acts(name: str, sentence: str) -> bool:

@@ -286,6 +286,10 @@ def test_who_said_and_how_did_x_react():
     assert not react.met_by(named, frozenset(terms(named))) and react.met_by(acted, frozenset(terms(acted)))
     china = "China has challenged the duties at the World Trade Organization."
     assert expectation("How did Beijing respond to the duties?").met_by(china, frozenset(terms(china)))
+    pushed = expectation("Has China pushed back on the EU car duties anywhere?")
+    lead = "The European Union imposed extra duties on electric vehicles imported from China."
+    assert pushed.reacting == {"china"} and pushed.met_by(china, frozenset(terms(china)))
+    assert not pushed.met_by(lead, frozenset(terms(lead)))
 
 
 def test_a_question_about_two_venues_is_not_held_to_one(pipeline):
