@@ -22,7 +22,9 @@ Each candidate sentence gets one score, a weighted sum of signals that each lie 
 
 The weights were tuned by a random local search on the dev split of the question sets (tests/eval); phrase,
 lead, previous and title came out at 0 there and are kept (and shown by --explain) for tuning on other corpora.
-The best sentence that holds the kind of answer asked for leads the answer. Its evidence
+The best sentence that holds the kind of answer asked for leads the answer (of those scoring within TIE_RATIO of
+it, the first with enough evidence; for a summary, the lead of the article whose headline and passage match best,
+and the sentence after it). Its evidence
 (its similarity to the question and its share of the question's terms, those no article contains counted against
 it) is what the calibrated threshold applies to. The composer abstains
 instead of guessing when the evidence is below the calibrated threshold (retrieval.min_score), when no sentence has
@@ -180,7 +182,7 @@ def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStat
     covers = {
         d: all(name_pattern(n).search(stats.documents.get(d, "")) for n in names)
         and (not either or any(name_pattern(n).search(stats.documents.get(d, "")) for n in either))
-        and (not topic or topic <= stats.document_terms.get(d, frozenset()))
+        and all(t in stats.document_terms.get(d, frozenset()) or _alias_in(t, stats.documents.get(d, "")) for t in topic)
         for d in {h.doc_id for h in hits}
     } if stats.documents else {}
     others_by_doc: dict[str, set[str]] = {}
@@ -223,6 +225,11 @@ def rank(question: str, hits: list[Hit], expects: Expectation, stats: CorpusStat
 
 # For "now" questions: an article a month older than the newest retrieved one counts half as recent.
 RECENCY_HALF_LIFE_DAYS = 30
+
+
+def _alias_in(term: str, text: str) -> bool:
+    """Whether `term` is a name one of whose aliases `text` has ("washington" and "the United States")."""
+    return name_pattern(term).pattern.count("|") > 0 and bool(name_pattern(term).search(text))
 
 
 def _recency(hits: list[Hit]) -> dict[str, float]:

@@ -57,7 +57,7 @@ _SUMMARY_WORDS = frozenset(stem(w) for w in "mainly mostly gist summary summariz
 
 # Phrases whose words say nothing about the answer's subject ("when did the talks take place", "who took part"): the
 # answer says "held", "joined", "met", and a sentence with "part of the agreement" is no better for "part".
-_IDIOMS = re.compile(r"\b(?:take|takes|took|taken|taking)\s+(?:place|part)\b", re.I)
+_IDIOMS = re.compile(r"\b(?:take|takes|took|taken|taking)\s+(?:place|part)\b|\bright now\b|\bat the moment\b", re.I)
 
 
 def question_terms(question: str) -> frozenset[str]:
@@ -106,7 +106,7 @@ _ANSWER_SHAPES = {
     DURATION: re.compile(
         rf"\b(\d+|{_NUMBER_WORDS}|a|several|a few)[- ](days?|weeks?|months?|years?|hours?)\b(?! ago)|\buntil\b|\bthrough\b", re.I
     ),
-    PLACE: re.compile(rf"\b(in|at|from|to|near|on) (?:the )?(?!(?:{_MONTHS}|{_DAYS})\b)[A-Z][a-z]+"),
+    PLACE: re.compile(rf"\b(in|at|from|to|near|on) (?:the )?(?!(?:{_MONTHS}|{_DAYS})\b)([A-Z][a-z]+)"),
 }
 # Two or more capitalised words in a row, not at the start of the sentence: a person's name, most of the time.
 _PERSON_NAME = re.compile(r"(?<![.!?“\"] )(?<!^)\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+\b")
@@ -309,6 +309,10 @@ class Expectation:
             return self.attributed and bool(_SAID.search(_QUOTED.sub(" ", sentence)))
         if self.kind == ORGANISATION:  # "which carmakers": a company's name the question does not give
             return bool(organisation_names(sentence) - self.question_terms)
+        if self.kind == PLACE:  # "where are the makers based": a place the question does not name itself
+            return any(
+                not (_alias_stems(m[2]) & self.question_terms) for m in _ANSWER_SHAPES[PLACE].finditer(sentence)
+            )
         pattern = _ANSWER_SHAPES.get(self.kind)
         if pattern is not None and not pattern.search(sentence):
             # "five more rare earth elements": a small number counts when it counts the thing asked about
@@ -395,6 +399,16 @@ _ALIASES = [
 
 
 @lru_cache(maxsize=4096)
+def _alias_stems(word: str) -> frozenset[str]:
+    """The stems of `word` and of every name that stands for it ("Chinese": china, chines, beij, prc)."""
+    forms = {_plain(word)}
+    for group in _ALIASES:
+        if forms & set(group):
+            forms |= set(group)
+    return frozenset(t for f in forms for t in terms(f))
+
+
+@lru_cache(maxsize=4096)
 def name_pattern(name: str) -> re.Pattern:
     """A pattern matching `name` or any of its aliases as whole words, case-insensitively."""
     forms = {_plain(name)}
@@ -446,7 +460,9 @@ def alternatives(question: str) -> list[str]:
 def named_entities(question: str) -> list[str]:
     """Capitalised words after the first word, and acronyms: the names a question is about (EU, Japan, Xi, G20).
     Month and day names are dates, not names."""
+    question = question.strip()
     return [
-        m[0] for m in _NAME.finditer(question.strip())
-        if (m.start() > 0 or m[0].isupper()) and not _CALENDAR.match(m[0])
+        m[0] for m in _NAME.finditer(question)
+        # a sentence's first word is capitalised anyway ("... London talks? Did the framework ...")
+        if (m[0].isupper() or not re.search(r"(?:^|[.?!]\s+)$", question[: m.start()])) and not _CALENDAR.match(m[0])
     ]

@@ -304,6 +304,19 @@ def test_a_question_about_two_venues_is_not_held_to_one(pipeline):
     assert geneva and geneva[0].signals["shape"] == 1.0
 
 
+def test_names_topics_and_places_read_as_a_reader_means_them(pipeline):
+    from bot.text import named_entities
+
+    # the first word of a later sentence is no name
+    assert named_entities("What happened after the London talks? Did it get signed?") == ["London"]
+    # "Washington's curbs": the article says "the United States"
+    about = pipeline.ask("What was reported about Washington's curbs on ethane?")
+    assert about.answered and "ethane" in about.text
+    # "where": a place the question does not name itself ("to China" is not where the shippers are)
+    assert not pipeline.ask("Where are the ethane shippers to China based?").answered
+    assert expectation("what is the tariff right now").question_terms == {"tariff"}
+
+
 def test_the_speaker_is_named_outside_the_quotation():
     e = expectation("What did China's commerce ministry say Beijing will do under the deal?")
     attribution = "Commerce Secretary Howard Lutnick later told Bloomberg TV that the deal was signed."
