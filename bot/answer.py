@@ -22,11 +22,10 @@ Each candidate sentence gets one score, a weighted sum of signals that each lie 
 
 The weights were tuned by a random local search on the dev split of the question sets (tests/eval); phrase,
 lead, previous and title came out at 0 there and are kept (and shown by --explain) for tuning on other corpora.
-The best sentence that holds the kind of answer asked for leads the answer (of those scoring within TIE_RATIO of
-it, the first with enough evidence; for a summary, the lead of the article whose headline and passage match best,
-and the sentence after it). Its evidence
-(its similarity to the question and its share of the question's terms, those no article contains counted against
-it) is what the calibrated threshold applies to. The composer abstains
+The best sentence that holds the kind of answer asked for leads the answer (for a summary, the lead of the article
+whose headline and passage match best, and the sentence after it). The evidence of the sentences scoring within
+TIE_RATIO of it (their similarity to the question and their share of the question's terms, those no article contains
+counted against them; the best of them counts) is what the calibrated threshold applies to. The composer abstains
 instead of guessing when the evidence is below the calibrated threshold (retrieval.min_score), when no sentence has
 the shape of the answer asked for, when the question names something no article mentions, or when most of what it
 asks about appears in no article.
@@ -54,7 +53,7 @@ MAX_CHARS = 600
 FOLLOW_RATIO = 0.85
 # A summary's two sentences stay within this length; a long quotation is no summary.
 SUMMARY_CHARS = 450
-# Shaped sentences within this ratio of the best score count as tied with it for leading the answer.
+# Shaped sentences within this ratio of the best score count as tied with it: the best evidence among them counts.
 TIE_RATIO = 0.95
 _OPENS_QUOTE = ("“", '"')
 # Below this share of the question's (rarity-weighted) terms known to the corpus, the question is about something
@@ -113,9 +112,9 @@ def _compose(question: str, hits: list[Hit], stats: CorpusStats, min_score: floa
         if expects.roles:
             reason += f" (naming the role {'/'.join(sorted(expects.roles))})"
         return Answer(question, False, hits=tuple(hits), evidence=candidates[0].evidence, reason=reason), candidates, []
-    # Sentences scoring within TIE_RATIO of the best are as good as it; the first of them with enough evidence leads.
-    best = next((c for c in shaped if c.score >= TIE_RATIO * shaped[0].score and c.evidence >= min_score), shaped[0])
-    evidence = best.evidence
+    # Sentences scoring within TIE_RATIO of the best are as good as it: the best evidence among them is the answer's.
+    best = shaped[0]
+    evidence = max(c.evidence for c in shaped if c.score >= TIE_RATIO * shaped[0].score)
     if expects.kind == SUMMARY:
         # "What is the deal mainly about?" is answered by the lead of the article it is about, and a lead need not
         # repeat the question's words: the article's headline and its passage's similarity to the question count.

@@ -226,7 +226,7 @@ def test_points_seasons_per_and_decisions():
     assert ruled.decided and not ruled.met_by(challenged, frozenset(terms(challenged)))
 
 
-def test_a_near_tie_is_led_by_the_sentence_with_enough_evidence(pipeline):
+def test_a_near_tie_lends_the_answer_its_evidence(pipeline):
     a = pipeline.ask("When had Washington put those export curbs on China in the first place?")
     assert a.answered and "in the spring" in a.text and a.evidence >= pipeline.settings.retrieval.min_score
 
