@@ -21,6 +21,7 @@ STOPWORDS = frozenset(
     tell say said says report reported reports reporting write wrote written know anything something thing things get got give given us u please exactly really
     many much happen happened
     wait sorry hey hi ok okay actually ever just basically anyway quick question dumb someone anyone pls thanks btw
+    go goes going gone went
     """.split()
 )
 
@@ -145,7 +146,8 @@ def organisation_names(sentence: str) -> frozenset[str]:
     """Stems of the names in `sentence` that could be a company's: capitalised words within the sentence and
     acronyms anywhere ("BYD", "Geely"), less countries, nationalities, months and days."""
     found = set()
-    for m in re.finditer(r"\b(?:[A-Z]{2,}|[A-Z][a-z]+)\b", _QUOTED.sub(" ", sentence)):
+    plain = _ALIAS_PHRASES.sub(" ", _QUOTED.sub(" ", sentence))  # "the European Union" is no company
+    for m in re.finditer(r"\b(?:[A-Z]{2,}|[A-Z][a-z]+)\b", plain):
         word = m[0]
         if (m.start() == 0 and not word.isupper()) or _CALENDAR.match(word) or any(word.lower() in g for g in _ALIASES):
             continue
@@ -396,6 +398,10 @@ _ALIASES = [
     ("eu", "european union", "european commission", "brussels", "europe", "european"),
     ("uk", "britain", "british", "united kingdom"),
 ]
+# The names of more than one word among them ("European Union"), whose words are no other name.
+_ALIAS_PHRASES = re.compile(
+    "|".join(rf"\b{re.escape(f)}\b" for group in _ALIASES for f in group if " " in f), re.I
+)
 
 
 @lru_cache(maxsize=4096)
@@ -449,11 +455,12 @@ def alternatives(question: str) -> list[str]:
         first, second = named_entities("x " + m[1]), named_entities("x " + m[2])
         if first and second:
             found += [first[0], second[0]]
-    for m in re.finditer(r"\bor\b", question):
+    for m in re.finditer(r"\b(?:or|vs\.?|versus|(compared?) (?:with|to))(?!\w)", question):
         before = named_entities(re.split(r"[,;:?]", question[: m.start()])[-1] if m.start() else "")
         after = named_entities("x " + re.split(r"[,;:?]", question[m.end():])[0])
         if before and after:
-            found += [before[-1], after[0]]
+            # "X or Y": the names either side; "how does X compare with Y": every name of either side
+            found += before + after if m[1] else [before[-1], after[0]]
     return found
 
 

@@ -263,10 +263,12 @@ def test_tldr_gets_the_first_two_sentences_of_the_story(pipeline):
 
 
 def test_names_offered_as_alternatives_need_not_both_be_in_one_article(pipeline):
-    from bot.text import alternatives
+    from bot.text import about_terms, alternatives
 
     assert alternatives("which was lower, the tariff after Geneva or the one after Busan?") == ["Geneva", "Busan"]
     assert alternatives("Did China or the US blink first?") == ["China", "US"]
+    assert set(alternatives("How does the EU duty compare with the U.S. tariff after Busan?")) == {"EU", "Busan"}
+    assert about_terms("what were both sides mad about going into London") == {"london"}
     a = pipeline.ask("which was lower, the tariff after geneva or the one after busan?")
     assert a.answered and ("30 percent" in a.text or "47 percent" in a.text)
 
@@ -345,6 +347,10 @@ def test_according_to_names_the_speaker_and_aliases_count():
         # "which companies" wants a company's name
         ("Which EDA companies got to resume sales to China?",
          "Makers of electronic design automation software said they could sell to Chinese customers again.",
+         "BYD faces 17 percent and Geely 18.8 percent."),
+        # "the European Union" is no carmaker
+        ("Which Chinese carmaker got off lightest?",
+         "The European Union on Tuesday imposed extra duties on electric vehicles imported from China.",
          "BYD faces 17 percent and Geely 18.8 percent."),
     ],
 )
