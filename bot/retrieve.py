@@ -107,7 +107,9 @@ class CorpusStats:
             acronym = m[1]
             if acronym.lower() in self.vocabulary:
                 return m[0]
-            return self._expansions.setdefault(acronym, self._expansion(acronym)) or m[0]
+            if acronym not in self._expansions:
+                self._expansions[acronym] = self._expansion(acronym)
+            return self._expansions[acronym] or m[0]
 
         return re.sub(r"\b([A-Z]{2,5})s?\b", expand, question)
 

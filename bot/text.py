@@ -265,7 +265,7 @@ class Expectation:
     agreed: bool = False  # "what did X agree": the answer reports an agreement
     counted: bool = False  # "how many licences": a number must stand just before the unit
     party: frozenset[str] = frozenset()  # "what did China agree to": the names of who agreed (lower case)
-    agent: bool = False  # "who ...?": a country, an institution or a role may answer it, not only a person's name
+    agent: bool = False  # "who ...?": a country acting or an institution may answer it, not only a person's name
     percent: bool = False  # "by how many points": the answer is a percentage
     decided: bool = False  # "what did the WTO rule": the answer reports a decision
     side: str = ""  # "which US officials": the country whose people are asked about, named outside quotations
@@ -446,9 +446,9 @@ def about_terms(question: str) -> frozenset[str]:
 
 
 def alternatives(question: str) -> list[str]:
-    """Names the question offers as alternatives ("the rate after Geneva or the one after Busan?", "China or the
-    US"): the last name before each "or" and the first after it, within the clause; and the two of "both X and Y",
-    which different articles may answer for."""
+    """Names the question offers as alternatives, which different articles may answer for: the last name before each
+    "or" ("vs") and the first after it, within the clause ("the rate after Geneva or the one after Busan?"); the two
+    of "both X and Y"; and every name either side of "how does X compare with Y"."""
     found = []
     # "at both the Geneva and the London rounds": each article may answer for one of them
     for m in re.finditer(r"\bboth\b([^,;?]{1,40}?)\band\b([^,;?]{1,40})", question, re.I):
