@@ -53,9 +53,9 @@ class CorpusStats:
                 seen.add(key)
                 text = row.text[s:e]
                 df.update(set(terms(text)))
-                vocabulary.update(w.lower() for w in words(text))
-                vocabulary.update(_plain(w) for w in words(text))
                 ws = words(text)
+                vocabulary.update(w.lower() for w in ws)
+                vocabulary.update(_plain(w) for w in ws)
                 for i, w in enumerate(ws):
                     if w[0].islower():
                         lower.add(w)

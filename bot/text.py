@@ -149,7 +149,7 @@ def organisation_names(sentence: str) -> frozenset[str]:
     plain = _ALIAS_PHRASES.sub(" ", _QUOTED.sub(" ", sentence))  # "the European Union" is no company
     for m in re.finditer(r"\b(?:[A-Z]{2,}|[A-Z][a-z]+)\b", plain):
         word = m[0]
-        if (m.start() == 0 and not word.isupper()) or _CALENDAR.match(word) or any(word.lower() in g for g in _ALIASES):
+        if (m.start() == 0 and not word.isupper()) or _CALENDAR.match(word) or word.lower() in _ALIAS_FORMS:
             continue
         found.add(stem(word))
     return frozenset(found)
@@ -159,7 +159,7 @@ def person_names(sentence: str) -> list[str]:
     """Runs of capitalised words that name a person ("Howard Lutnick"), not an institution or a country."""
     return [
         n for n in _PERSON_NAME.findall(sentence)
-        if n.split()[-1].lower() not in _NOT_PERSON and not any(n.lower() in group for group in _ALIASES)
+        if n.split()[-1].lower() not in _NOT_PERSON and n.lower() not in _ALIAS_FORMS
     ]
 
 
@@ -217,7 +217,7 @@ def venues(text: str) -> list[str]:
     return [
         place for m in _VENUE.finditer(text)
         if (place := m[1] or m[2]) and not _CALENDAR.match(place) and place.lower() not in STOPWORDS
-        and not any(place.lower() in group for group in _ALIASES)
+        and place.lower() not in _ALIAS_FORMS
     ]
 
 
@@ -353,6 +353,7 @@ def question_type(question: str) -> str:
     return OTHER
 
 
+@lru_cache(maxsize=4096)  # uncovered() and the composer both ask, for the same question
 def expectation(question: str) -> Expectation:
     kind = question_type(question)
     unit = None
@@ -404,23 +405,29 @@ _ALIAS_PHRASES = re.compile(
 )
 
 
-@lru_cache(maxsize=4096)
-def _alias_stems(word: str) -> frozenset[str]:
-    """The stems of `word` and of every name that stands for it ("Chinese": china, chines, beij, prc)."""
-    forms = {_plain(word)}
+# Every form of every name in the table, for "is this word a country or a bloc?"
+_ALIAS_FORMS = frozenset(f for group in _ALIASES for f in group)
+
+
+def _alias_forms(name: str) -> set[str]:
+    """`name` (plain, lower case) and every name that stands for it."""
+    forms = {_plain(name)}
     for group in _ALIASES:
         if forms & set(group):
             forms |= set(group)
-    return frozenset(t for f in forms for t in terms(f))
+    return forms
+
+
+@lru_cache(maxsize=4096)
+def _alias_stems(word: str) -> frozenset[str]:
+    """The stems of `word` and of every name that stands for it ("Chinese": china, chines, beij, prc)."""
+    return frozenset(t for f in _alias_forms(word) for t in terms(f))
 
 
 @lru_cache(maxsize=4096)
 def name_pattern(name: str) -> re.Pattern:
     """A pattern matching `name` or any of its aliases as whole words, case-insensitively."""
-    forms = {_plain(name)}
-    for group in _ALIASES:
-        if forms & set(group):
-            forms |= set(group)
+    forms = _alias_forms(name)
     return re.compile("|".join(rf"(?<![\w.]){re.escape(f)}(?![\w])" for f in sorted(forms, key=len, reverse=True)), re.I)
 
 
