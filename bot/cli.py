@@ -304,6 +304,13 @@ def eval_(
                 f"p50={r['latency_ms_p50']}ms p95={r['latency_ms_p95']}ms  median answer={r['answer_chars_median']} chars"
                 + (f"  llm answers={r['llm_answers']} fallbacks={r['fallbacks']}" if rep.get("llm_model") else "")
             )
+    for part in [k for k in ("dev", "heldout") if isinstance(report.get(k), dict)]:
+        misses = report[part]["misses"]
+        click.echo(
+            f"misses   {part:8} not retrieved={misses['not_retrieved']}  retrieved, other sentences chosen="
+            f"{misses['other_sentence']}  retrieved, abstained={misses['abstained_retrieved']}  "
+            f"unanswerable answered={misses['answered_unanswerable']}"
+        )
     if compare:
         for part in [k for k in ("dev", "heldout", "overall") if isinstance(report.get(k), dict)]:
             ours, theirs = report[part], report[compare][part]

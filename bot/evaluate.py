@@ -89,6 +89,28 @@ class Outcome:
     def cited(self) -> bool:
         return any(stem_of(c.source) in self.case.source_any for c in self.answer.citations)
 
+    @property
+    def answer_retrieved(self) -> bool:
+        """Whether one of the accepted answers stands in a retrieved passage: the composer could have found it."""
+        return any(a.lower() in h.text.lower() for h in self.answer.hits for a in self.case.answer_any)
+
+    @property
+    def miss(self) -> str | None:
+        """Where the pipeline went wrong on this question, or None when it did not (see MISSES)."""
+        if not self.case.answerable:
+            return "answered_unanswerable" if self.answer.answered else None
+        if self.correct:
+            return None
+        if not self.answer_retrieved:
+            return "not_retrieved"
+        return "other_sentence" if self.answer.answered else "abstained_retrieved"
+
+
+# Where a question is lost, stage by stage: retrieval never brought the answer's passage; the answer was retrieved
+# but the composer chose other sentences; it was retrieved but the composer abstained; an unanswerable question
+# was answered. The first says retrieval needs work; the next two, the reading of the passages.
+MISSES = ("not_retrieved", "other_sentence", "abstained_retrieved", "answered_unanswerable")
+
 
 def score(outcomes: list[Outcome]) -> dict:
     answerable = [o for o in outcomes if o.case.answerable]
@@ -115,6 +137,7 @@ def score(outcomes: list[Outcome]) -> dict:
         # question is 2.5 points, and the interval is some 20 points wide.
         "counts": {key: [good, total] for key, (good, total) in counts.items()},
         "ci95": {key: wilson_interval(good, total) for key, (good, total) in counts.items()},
+        "misses": {kind: sum(o.miss == kind for o in outcomes) for kind in MISSES},
         "answer_chars_median": statistics.median(lengths) if lengths else None,
         "llm_answers": sum(o.answer.composer == "llm" for o in outcomes),
         "fallbacks": sum(o.answer.model_failed for o in outcomes),

@@ -112,3 +112,37 @@ def test_wilson_intervals():
 def test_source_stems_match_paths_and_urls():
     assert stem_of("/x/data/articles/the-hill-2025-06-27.md") == "the-hill-2025-06-27"
     assert stem_of("https://example.com/news/the-hill-2025-06-27.html?x=1") == "the-hill-2025-06-27"
+
+
+def test_misses_are_told_apart_by_stage():
+    from bot.evaluate import Case, Outcome
+    from bot.types import Answer, Hit, Sentence
+
+    passage = Hit("p1", "d1", "Title", "/a/story.md", "Talks ended. The rate fell to 47 percent.", 0, ((0, 12), (13, 41)), 0.5, (0.4, 0.6))
+    other = Hit("p2", "d2", "Other", "/a/other.md", "Soybean sales resumed.", 0, ((0, 22),), 0.3, (0.3,))
+
+    def outcome(answerable: bool, answered: bool, text: str, hits: tuple[Hit, ...]) -> Outcome:
+        case = Case("q", ("47 percent",) if answerable else (), ("story",) if answerable else (), answerable)
+        sentences = (Sentence(text, 1),) if answered else ()
+        return Outcome(case, Answer("q", answered, sentences, (), hits))
+
+    right = outcome(True, True, "The rate fell to 47 percent.", (passage,))
+    other_sentence = outcome(True, True, "Talks ended.", (passage, other))
+    abstained = outcome(True, False, "", (passage,))
+    not_retrieved = outcome(True, True, "Soybean sales resumed.", (other,))
+    false_answer = outcome(False, True, "Soybean sales resumed.", (other,))
+    honest = outcome(False, False, "", (other,))
+    assert [o.miss for o in (right, other_sentence, abstained, not_retrieved, false_answer, honest)] == [
+        None, "other_sentence", "abstained_retrieved", "not_retrieved", "answered_unanswerable", None,
+    ]
+    assert score([right, other_sentence, abstained, not_retrieved, false_answer, honest])["misses"] == {
+        "not_retrieved": 1, "other_sentence": 1, "abstained_retrieved": 1, "answered_unanswerable": 1,
+    }
+
+
+def test_misses_account_for_every_lost_question(evaluated):
+    for split in ("dev", "heldout"):
+        report = evaluated[0][split]
+        good, answerable = report["counts"]["accuracy"]
+        held, unanswerable = report["counts"]["abstention"]
+        assert sum(report["misses"].values()) == (answerable - good) + (unanswerable - held)
