@@ -15,7 +15,7 @@ from .answer import compose, uncovered
 from .dates import question_window
 from .followup import contextualize
 from .retrieve import Filters, Retriever
-from .types import NOT_ASKED, Answer
+from .types import NOT_ASKED, Answer, Hit
 
 
 class Pipeline:
@@ -48,6 +48,30 @@ class Pipeline:
         the Answers given to them; a follow-up ("and when was it signed?") is read in their light."""
         return self.ask(question, history, **options)
 
+    def retrieve(
+        self, question: str, history: Sequence[str | Answer] = (), filters: Filters | None = None, k: int | None = None
+    ) -> tuple[str, Filters, list[Hit]]:
+        """The passages `question` is answered from: the question as read (a follow-up completed from `history`,
+        acronyms, spelling and capitals put right, an outlet it names taken out as a filter), the filters applied
+        (the caller's, else those the question names: "since October", "according to The Hill") and the hits."""
+        stats = self.retriever.stats
+        asked = stats.truecase(stats.correct_spelling(stats.expand_acronyms(contextualize(question, history))))
+        window = question_window(question, self.retriever.newest)
+        named = Filters(window.since, window.until, self.retriever.outlets_named(question))
+        combined = Filters(
+            (filters.since if filters else None) or named.since,
+            (filters.until if filters else None) or named.until,
+            (filters.sources if filters else ()) or named.sources,
+        )
+        if named.sources:  # the outlet is a filter now, not words the answer must contain
+            outlets = "|".join(re.escape(n) for n, o in self.retriever.outlets.items() if o in named.sources)
+            asked = re.sub(rf"\s*\b(?:according to|in|from|by)?\s*(?:{outlets})(?!\w)", "", asked, flags=re.I).strip(" ,;:")
+        hits = self.retriever.retrieve(asked, combined, k, prefer=window.prefer)
+        if not hits and named and combined != filters:  # the question's own filters ruled everything out: drop them
+            combined = filters or Filters()
+            hits = self.retriever.retrieve(asked, combined, k, prefer=window.prefer)
+        return asked, combined, hits
+
     def ask(
         self,
         question: str,
@@ -68,22 +92,7 @@ class Pipeline:
         """
         threshold = self.settings.retrieval.min_score if min_score is None else min_score
         t0 = time.perf_counter()
-        stats = self.retriever.stats
-        asked = stats.truecase(stats.correct_spelling(stats.expand_acronyms(contextualize(question, history))))
-        window = question_window(question, self.retriever.newest)
-        named = Filters(window.since, window.until, self.retriever.outlets_named(question))
-        combined = Filters(
-            (filters.since if filters else None) or named.since,
-            (filters.until if filters else None) or named.until,
-            (filters.sources if filters else ()) or named.sources,
-        )
-        if named.sources:  # the outlet is a filter now, not words the answer must contain
-            outlets = "|".join(re.escape(n) for n, o in self.retriever.outlets.items() if o in named.sources)
-            asked = re.sub(rf"\s*\b(?:according to|in|from|by)?\s*(?:{outlets})(?!\w)", "", asked, flags=re.I).strip(" ,;:")
-        hits = self.retriever.retrieve(asked, combined, prefer=window.prefer)
-        if not hits and named and combined != filters:  # the question's own filters ruled everything out: drop them
-            combined = filters or Filters()
-            hits = self.retriever.retrieve(asked, combined, prefer=window.prefer)
+        asked, combined, hits = self.retrieve(question, history, filters)
         t1 = time.perf_counter()
         answer = dataclasses.replace(compose(asked, hits, self.retriever.stats, threshold, explain=explain), question=question)
         t2 = time.perf_counter()
