@@ -40,7 +40,7 @@ class DealbotRetriever(BaseRetriever):
     """Only articles from these outlets."""
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        filters = Filters(self.since, self.until, tuple(self.sources)) if (self.since or self.until or self.sources) else None
+        filters = Filters(self.since, self.until, tuple(self.sources)) or None
         asked, applied, hits = self.pipeline.retrieve(query, filters=filters, k=self.k)
         return [_document(hit, asked, applied.describe()) for hit in hits]
 
