@@ -197,6 +197,18 @@ class Index:
             if len(res["ids"]) < page:
                 return out
 
+    def first_passages(self, doc_keys: Sequence[str] | None = None) -> list[Row]:
+        """The first passage (n = 0) of every stored document version, or of these documents': document-level
+        facts (title, outlet, date, lead sentence, alternates) without reading every passage."""
+        if doc_keys is None:
+            return self.rows({"n": 0})
+        keys = sorted(set(doc_keys))
+        return [
+            row
+            for lo in range(0, len(keys), 500)
+            for row in self.rows({"$and": [{"n": 0}, {"doc_key": {"$in": keys[lo : lo + 500]}}]})
+        ]
+
     def doc_states(self, source: str | None = None) -> list[DocState]:
         """One DocState per stored (document, version), for one source or all."""
         where = {"source": source} if source is not None else None
@@ -261,7 +273,7 @@ class Index:
             metadatas = []
             for p, sv in zip(chunk, sentence_vectors[lo : lo + batch]):
                 more = extra.get(p.article.location, {})
-                meta = passage_metadata(p, sv, written, more.get("alternates", ()))
+                meta = passage_metadata(p, sv, written, more.get("alternates", ()), more.get("alternate_outlets"))
                 if p.n == 0 and more.get("minhash"):
                     meta["minhash"] = more["minhash"]
                 metadatas.append(meta)
@@ -272,13 +284,17 @@ class Index:
                 embeddings=vectors[lo : lo + batch],
             )
 
-    def add_alternate(self, state: DocState, location: str) -> None:
-        """Record `location` as another place the document `state` was published."""
+    def add_alternate(self, state: DocState, location: str, outlet: str = "") -> None:
+        """Record `location` as another place the document `state` was published (by `outlet`, when known)."""
         alternates = json.dumps(sorted({*state.alternates, location}))
         where = {"$and": [{"doc_key": doc_key(state.source, state.location)}, {"version": state.version}]}
-        ids = self.require().get(where=where, include=[])["ids"]
-        if ids:
-            self.collection.update(ids=ids, metadatas=[{"alts": alternates}] * len(ids))
+        found = self.require().get(where=where, include=["metadatas"])
+        if found["ids"]:
+            outlets = json.loads(found["metadatas"][0].get("alt_outlets") or "{}")
+            if outlet:
+                outlets[location] = outlet
+            meta = {"alts": alternates, "alt_outlets": json.dumps(outlets, sort_keys=True)}
+            self.collection.update(ids=found["ids"], metadatas=[meta] * len(found["ids"]))
 
     def delete_version(self, state: DocState) -> None:
         key = doc_key(state.source, state.location)
@@ -297,7 +313,9 @@ def passage_id(p: Passage) -> str:
     return f"{doc_key(p.article.source, p.article.location)}:{version_of(p)}:{p.n}"
 
 
-def passage_metadata(p: Passage, sentence_vectors: np.ndarray, written: int = 0, alternates=()) -> dict:
+def passage_metadata(
+    p: Passage, sentence_vectors: np.ndarray, written: int = 0, alternates=(), alternate_outlets=None
+) -> dict:
     a = p.article
     return {
         "doc_id": a.doc_id,
@@ -320,6 +338,7 @@ def passage_metadata(p: Passage, sentence_vectors: np.ndarray, written: int = 0,
         "svec": base64.b64encode(sentence_vectors.astype(np.float16).tobytes()).decode("ascii"),
         "written": written,
         "alts": json.dumps(sorted(alternates)),
+        "alt_outlets": json.dumps(alternate_outlets or {}, sort_keys=True),  # location of a copy -> its outlet
     }
 
 

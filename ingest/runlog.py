@@ -4,7 +4,12 @@
 - source_runs: each source's outcome in each run, so `status` can say when a source last ran and how it went;
 - http_cache: the ETag / Last-Modified a URL last answered with, sent back next time so an unchanged page costs
   a 304. A URL's validators are recorded only once its document is safely in the index;
-- feeds: the entries a feed listed when it last answered 200, used again when it answers 304.
+- feeds: the entries a feed listed when it last answered 200, used again when it answers 304;
+- added_documents: a journal of the documents added to the index (new to readers, not a new version of one they
+  had), in the order they were added, so that whatever announces new articles (the Slack digest) reads only what
+  was added since it last looked, never the whole index. An entry is written just before its document, so a run
+  killed in between leaves an entry whose document the next run writes (and journals again), never a document
+  without an entry.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 _SCHEMA = """
@@ -36,7 +43,25 @@ CREATE TABLE IF NOT EXISTS feeds (
     url TEXT PRIMARY KEY,
     entries TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS added_documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    doc_key TEXT NOT NULL,
+    version TEXT NOT NULL,
+    doc_id TEXT NOT NULL
+);
 """
+
+
+@dataclass(frozen=True)
+class AddedDocument:
+    """One entry of the journal of added documents: `id` grows with every entry."""
+
+    id: int
+    at: str
+    doc_key: str
+    version: str
+    doc_id: str
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -75,8 +100,27 @@ def last_source_runs(path: Path) -> dict[str, dict]:
     return {source: {"finished": finished, **json.loads(counts)} for source, finished, counts in rows}
 
 
+def added_after(path: Path, after_id: int) -> list[AddedDocument]:
+    """The journal's entries after entry `after_id`, oldest first."""
+    if not path.exists():
+        return []
+    with closing(_connect(path)) as conn:
+        rows = conn.execute(
+            "SELECT id, at, doc_key, version, doc_id FROM added_documents WHERE id > ? ORDER BY id", (after_id,)
+        ).fetchall()
+    return [AddedDocument(*row) for row in rows]
+
+
+def last_added_id(path: Path) -> int:
+    """The newest journal entry's id (0 when there is none): where a reader that starts now begins."""
+    if not path.exists():
+        return 0
+    with closing(_connect(path)) as conn:
+        return conn.execute("SELECT COALESCE(MAX(id), 0) FROM added_documents").fetchone()[0]
+
+
 class HttpState:
-    """Validators and feed entries, read and written during one run."""
+    """The run's connection to state.sqlite: validators and feed entries, and the journal of added documents."""
 
     def __init__(self, path: Path):
         self.conn = _connect(path)
@@ -109,4 +153,15 @@ class HttpState:
             self.conn.execute(
                 "INSERT OR REPLACE INTO http_cache (url, etag, last_modified) VALUES (?, ?, ?)",
                 (url, etag, last_modified),
+            )
+
+    def record_added(self, documents: list[tuple[str, str, str]]) -> None:
+        """Journal documents (doc_key, version, doc_id) about to be added to the index."""
+        if not documents:
+            return
+        at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self.conn:
+            self.conn.executemany(
+                "INSERT INTO added_documents (at, doc_key, version, doc_id) VALUES (?, ?, ?, ?)",
+                [(at, *d) for d in documents],
             )

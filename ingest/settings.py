@@ -104,6 +104,12 @@ class IngestSettings:
 
 
 @dataclass(frozen=True)
+class DigestSettings:
+    channels: tuple[str, ...] = ()  # Slack channel ids the digest of new articles goes to; empty: no digest
+    max_items: int = 8  # articles listed in one digest message; past it, "and N more"
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path(".dealbot")
     chroma_url: str = ""
@@ -115,6 +121,7 @@ class Settings:
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     slack: SlackSettings = field(default_factory=SlackSettings)
+    digest: DigestSettings = field(default_factory=DigestSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
 
     def source(self, location: str) -> SourceSpec:
@@ -153,6 +160,7 @@ def load_settings(config: Path | None = None, env: typing.Mapping[str, str] | No
         raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
     settings = _build(Settings, raw, env, prefix="", base=path.resolve().parent)
     _check_schedule(settings.ingest.schedule)
+    _check_digest(settings.digest)
     return settings
 
 
@@ -165,6 +173,23 @@ def _check_schedule(expression: str) -> None:
         raise SettingsError(
             f"setting 'ingest.schedule' = {expression!r} is not a cron expression (e.g. '*/30 * * * *')"
         )
+
+
+# A digest message holds one section per article, within Slack's 50 blocks a message.
+MAX_DIGEST_ITEMS = 40
+
+
+def _check_digest(digest: DigestSettings) -> None:
+    import re
+
+    for channel in digest.channels:
+        if not re.fullmatch(r"[CG][A-Z0-9]{2,}", channel):
+            raise SettingsError(
+                f"setting 'digest.channels': {channel!r} is not a Slack channel id: use the id (C0123ABCD), shown at "
+                "the bottom of the channel's details, not its name"
+            )
+    if not 1 <= digest.max_items <= MAX_DIGEST_ITEMS:
+        raise SettingsError(f"setting 'digest.max_items' = {digest.max_items} must be between 1 and {MAX_DIGEST_ITEMS}")
 
 
 def source_spec(value, base: Path, where: str) -> SourceSpec:

@@ -30,7 +30,7 @@ from .chunking import chunk
 from .dedupe import NearDuplicates, signature
 from .embed import Embedder
 from .fetch import Fetcher
-from .index import DocState, Index, version_of
+from .index import DocState, Index, doc_key, version_of
 from .lock import WriterLock
 from .records import Article, Passage
 from .runlog import HttpState
@@ -105,6 +105,7 @@ class _Change:
     item: _Item
     minhash: str = ""
     alternates: list[_Item] = field(default_factory=list)
+    alternate_outlets: dict[str, str] = field(default_factory=dict)  # location of a copy -> its outlet
 
 
 def run_ingest(
@@ -269,9 +270,11 @@ def _without_duplicates(
             index.delete_version(st)
         if first in accepted:
             accepted[first].alternates.append(change.item)
+            if a.outlet:
+                accepted[first].alternate_outlets[change.item.location] = a.outlet
         else:
             primary = stored[first]
-            index.add_alternate(primary, change.item.location)
+            index.add_alternate(primary, change.item.location, a.outlet or "")
             stored[first] = dataclasses.replace(primary, alternates=(*primary.alternates, change.item.location))
             _remember(state, change.item)
     return changes
@@ -340,11 +343,24 @@ def _groups(chunked: list, size: int):
 
 
 def _store(index: Index, group: list, flat: list[Passage], vectors, sentence_vectors, state, report) -> None:
-    """Write a group's new versions whole, then delete the versions they replace, then record validators."""
+    """Write a group's new versions whole, then delete the versions they replace, then record validators.
+
+    Documents new to readers (no complete version stored before) are journaled first: a run killed after the
+    journal entry but before the write leaves an entry the digest skips until the next run writes the document.
+    """
     extra = {
-        c.article.location: {"alternates": [alt.location for alt in c.alternates], "minhash": c.minhash}
+        c.article.location: {
+            "alternates": [alt.location for alt in c.alternates],
+            "alternate_outlets": c.alternate_outlets,
+            "minhash": c.minhash,
+        }
         for c, _ in group
     }
+    state.record_added([
+        (doc_key(c.article.source, c.article.location), version_of(passages[0]), c.article.doc_id)
+        for c, passages in group
+        if not any(old.complete for old in c.old)
+    ])
     index.write(flat, vectors, sentence_vectors, extra)
     for change, passages in group:
         new_version = version_of(passages[0])
