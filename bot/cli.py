@@ -6,7 +6,6 @@ import functools
 import json
 from contextlib import contextmanager
 import sys
-from collections import Counter
 from pathlib import Path
 
 import click
@@ -99,6 +98,7 @@ def _ingest_on_schedule(settings: Settings, sources: list[str] | None, expressio
     from ingest.schedule import run_on_schedule
     from ingest.sync import run_ingest
 
+    from .digest import announce_new_articles
     from .render import report_line
 
     if not croniter.is_valid(expression):
@@ -117,11 +117,51 @@ def _ingest_on_schedule(settings: Settings, sources: list[str] | None, expressio
     embedder = Embedder(batch_size=settings.embedding.batch_size)
     # In embedded mode this process owns the store for as long as it runs: a second writer is refused at once.
     with nullcontext() if settings.server_mode else WriterLock(settings.data_dir):
+        digest = None
+        if settings.digest.channels:
+            digest = _start_digest(settings, _digest_token(), _index_is_fresh(settings, embedder))
 
         def run() -> str:
-            return report_line(run_ingest(settings, sources, embedder=embedder, stop=stop, lock_held=True).to_dict())
+            report = run_ingest(settings, sources, embedder=embedder, stop=stop, lock_held=True)
+            return report_line(report.to_dict()) + announce_new_articles(digest)
 
         run_on_schedule(expression, run, stop)
+
+
+def _digest_token() -> str | None:
+    from .slack.app import SlackConfigError
+    from .slack.digest import bot_token
+
+    try:
+        return bot_token()
+    except SlackConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _index_is_fresh(settings: Settings, embedder) -> bool:
+    from ingest.index import Index
+
+    return Index(settings, embedder.name, embedder.dimensions).collection is None
+
+
+def _start_digest(settings: Settings, token: str | None, fresh_index: bool):
+    """The digest of new articles for this process's scheduled runs, or None when it is off (no digest channels,
+    or no Slack token to post with)."""
+    import logging
+
+    log = logging.getLogger("dealbot.digest")
+    if not settings.digest.channels:
+        return None
+    if not token:
+        log.info("digest.channels is set but SLACK_BOT_TOKEN is not: no digest of new articles is posted")
+        return None
+    from .digest import Digest
+    from .slack.digest import SlackDigestPoster
+
+    digest = Digest(settings, SlackDigestPoster(token, settings))
+    digest.start(fresh_index)
+    log.info("after each run, new articles are posted to %s", ", ".join(settings.digest.channels))
+    return digest
 
 
 _MODEL_OPTION = click.option(
@@ -354,36 +394,10 @@ def _margin(a: float | None, b: float | None) -> str:
 @_errors_as_cli_errors
 def status(settings: Settings, as_json: bool):
     """What the index holds: documents, passages, the model, the last run, and each source's last run and errors."""
-    from ingest import runlog
-    from ingest.embed import DIMENSIONS, MODEL_NAME
-    from ingest.index import Index
+    from .status import source_counts, status_info
 
-    index = Index(settings, MODEL_NAME, DIMENSIONS)
-    states = [s for s in index.doc_states() if s.complete]
-    documents = Counter(s.source for s in {(s.source, s.location): s for s in states}.values())
-    runs = runlog.last_source_runs(settings.state_db)
-    locations = [s.location for s in settings.sources] + sorted((set(documents) | set(runs)) - {s.location for s in settings.sources})
-    sources = []
-    for location in locations:
-        spec, run = settings.source(location), runs.get(location)
-        sources.append({
-            "location": location,
-            "name": spec.label,
-            "configured": any(s.location == location for s in settings.sources),
-            "kind": run["kind"] if run else ("web" if spec.is_url else "folder"),
-            "documents": documents.get(location, 0),
-            "last_run": run,
-        })
-    info = {
-        "index": index.where,
-        "model": MODEL_NAME,
-        "documents": len({(s.source, s.location) for s in states}),
-        "passages": index.count(),
-        "schedule": settings.ingest.schedule or None,
-        "sources": sources,
-        "last_run": runlog.last_run(settings.state_db),
-        "llm_model": settings.llm.model or None,
-    }
+    info = status_info(settings)
+    sources = info["sources"]
     if as_json:
         click.echo(json.dumps(info))
         return
@@ -403,12 +417,58 @@ def status(settings: Settings, as_json: bool):
         if not last:
             click.echo("  never run")
             continue
-        counts = ", ".join(f"{last[k]} {k.replace('_', ' ')}" for k in ("added", "updated", "unchanged", "removed", "duplicates", "failed", "not_modified") if last.get(k))
-        click.echo(f"  last run {last['finished']}: {counts or 'nothing to do'}")
+        click.echo(f"  last run {last['finished']}: {source_counts(last)}")
         if last["error"]:
             click.echo(f"  error: {last['error']}")
         for f in [f for f in last["failures"] if f["location"] != src["location"]]:
             click.echo(f"  failed: {f['location']}: {f['reason']}")
+
+
+@cli.command()
+@click.option("--since", callback=_date_option(False), help="Only articles published on or after this date "
+              "(2025-06-27, 2025-06 or 'June 2025').")
+@click.option("--until", callback=_date_option(True), help="Only articles published on or before this date.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {published, title, outlet, url, source, "
+              "doc_id, lead, alternates}.")
+@click.pass_obj
+@_errors_as_cli_errors
+def timeline(settings: Settings, since, until, as_json: bool):
+    """The story's articles in date order, oldest first, grouped by month: date, title, outlet, link and first
+    sentence. Syndicated copies are listed once, with where else they appeared. Undated articles come last (and
+    are left out when --since or --until is given)."""
+    from ingest.embed import DIMENSIONS, MODEL_NAME
+    from ingest.index import Index
+
+    from .render_story import timeline_text
+    from .story import timeline as story_timeline
+
+    articles = story_timeline(Index(settings, MODEL_NAME, DIMENSIONS), since, until)
+    click.echo(json.dumps([a.to_dict() for a in articles], ensure_ascii=False) if as_json else timeline_text(articles))
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Print what the next digest would post to each channel; post nothing.")
+@click.option("--json", "as_json", is_flag=True, help="As JSON: every article announced (or waiting to be), with "
+              "channel, status and time; with --dry-run, what the next digest would post.")
+@click.pass_obj
+@_errors_as_cli_errors
+def digest(settings: Settings, dry_run: bool, as_json: bool):
+    """The digest of new articles posted to the digest channels (digest.channels) after each scheduled ingest run.
+
+    Lists what was announced where and when, and what waits for the next digest (a post that failed is retried
+    then). With --dry-run, what the next digest would post.
+    """
+    from .digest import Digest
+    from .render_story import announcements_text, preview_text
+
+    if dry_run:
+        if not settings.digest.channels:
+            raise click.ClickException("the digest is off: set digest.channels (DEALBOT_DIGEST_CHANNELS) to channel ids")
+        previews = Digest(settings, None).preview()
+        click.echo(json.dumps([p.to_dict() for p in previews], ensure_ascii=False) if as_json else preview_text(previews))
+        return
+    rows = Digest(settings, None).outbox.announcements() if settings.slack_db.exists() else []
+    click.echo(json.dumps(rows, ensure_ascii=False) if as_json else announcements_text(rows))
 
 
 @cli.command()
@@ -442,7 +502,7 @@ def serve(settings: Settings, http_mode: bool, host: str, port: int):
         raise KeyboardInterrupt  # unwinds the server loop; the schedule then stops between two steps
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    with _store_owner(settings) as pipeline:
+    with _store_owner(settings, secrets.bot_token) as pipeline:
         app = create_app(settings, pipeline, secrets)
         try:
             if http_mode:
@@ -457,12 +517,13 @@ def serve(settings: Settings, http_mode: bool, host: str, port: int):
 
 
 @contextmanager
-def _store_owner(settings: Settings):
+def _store_owner(settings: Settings, bot_token: str | None = None):
     """The Pipeline that `serve` answers from, with the configured ingest schedule running beside it.
 
     With the embedded store this process owns it for as long as it runs (the writer lock: a stand-alone
     `dealbot ingest` is refused) and runs the schedule in a background thread; after each run the bot answers
-    from the new articles. With a Chroma server, ingest runs elsewhere and the bot notices changes by itself.
+    from the new articles, and posts the digest of them (with `bot_token`). With a Chroma server, ingest runs
+    elsewhere and the bot notices changes by itself.
     """
     import logging
     import threading
@@ -473,6 +534,7 @@ def _store_owner(settings: Settings):
     from ingest.schedule import run_on_schedule
     from ingest.sync import run_ingest
 
+    from .digest import announce_new_articles
     from .pipeline import Pipeline
     from .render import report_line
 
@@ -490,9 +552,12 @@ def _store_owner(settings: Settings):
     try:
         embedder = Embedder(settings.embedding.batch_size, cache_dir=settings.data_dir / "models")
         first_done = False
-        if expression and Index(settings, embedder.name, embedder.dimensions).collection is None:
+        fresh = Index(settings, embedder.name, embedder.dimensions).collection is None
+        digest = _start_digest(settings, bot_token, fresh) if expression else None
+        if expression and fresh:
             log.info("the index is empty: ingesting before serving")
-            log.info("ingest %s", report_line(run_ingest(settings, embedder=embedder, lock_held=True).to_dict()))
+            report = run_ingest(settings, embedder=embedder, lock_held=True)
+            log.info("ingest %s", report_line(report.to_dict()) + announce_new_articles(digest))
             first_done = True
         pipeline = Pipeline(settings, embedder)
         if expression:
@@ -501,7 +566,7 @@ def _store_owner(settings: Settings):
                 report = run_ingest(settings, embedder=embedder, stop=stop, lock_held=True)
                 if report.added or report.updated or report.removed or report.duplicates:
                     pipeline.refresh()
-                return report_line(report.to_dict())
+                return report_line(report.to_dict()) + announce_new_articles(digest)
 
             thread = threading.Thread(
                 target=run_on_schedule, args=(expression, run, stop, not first_done), name="dealbot-ingest", daemon=True

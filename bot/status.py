@@ -1,0 +1,48 @@
+"""The facts `dealbot status` shows, and the App Home too: where the index is, what it holds, the schedule, the
+last ingest run, and each source's last run and errors."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ingest import runlog
+from ingest.embed import DIMENSIONS, MODEL_NAME
+from ingest.index import Index
+from ingest.settings import Settings
+
+
+def status_info(settings: Settings, index: Index | None = None) -> dict:
+    """The status as one JSON-ready dict (the contract of `dealbot status --json`)."""
+    index = index or Index(settings, MODEL_NAME, DIMENSIONS)
+    states = [s for s in index.doc_states() if s.complete]
+    documents = Counter(s.source for s in {(s.source, s.location): s for s in states}.values())
+    runs = runlog.last_source_runs(settings.state_db)
+    configured = {s.location for s in settings.sources}
+    locations = [s.location for s in settings.sources] + sorted((set(documents) | set(runs)) - configured)
+    sources = []
+    for location in locations:
+        spec, run = settings.source(location), runs.get(location)
+        sources.append({
+            "location": location,
+            "name": spec.label,
+            "configured": location in configured,
+            "kind": run["kind"] if run else ("web" if spec.is_url else "folder"),
+            "documents": documents.get(location, 0),
+            "last_run": run,
+        })
+    return {
+        "index": index.where,
+        "model": MODEL_NAME,
+        "documents": len({(s.source, s.location) for s in states}),
+        "passages": index.count(),
+        "schedule": settings.ingest.schedule or None,
+        "sources": sources,
+        "last_run": runlog.last_run(settings.state_db),
+        "llm_model": settings.llm.model or None,
+    }
+
+
+def source_counts(run: dict) -> str:
+    """A source's last run in words: "2 added, 14 unchanged", or "nothing to do"."""
+    keys = ("added", "updated", "unchanged", "removed", "duplicates", "failed", "not_modified")
+    return ", ".join(f"{run[k]} {k.replace('_', ' ')}" for k in keys if run.get(k)) or "nothing to do"
