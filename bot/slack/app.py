@@ -76,7 +76,7 @@ def web_client(token: str, settings: Settings) -> WebClient:
 
 
 def create_app(settings: Settings, pipeline: Pipeline, secrets: SlackSecrets) -> App:
-    from . import actions, commands, events
+    from . import actions, commands, events, home
 
     app = App(
         client=web_client(secrets.bot_token, settings),
@@ -91,6 +91,7 @@ def create_app(settings: Settings, pipeline: Pipeline, secrets: SlackSecrets) ->
     events.register(app, ctx)
     commands.register(app, ctx)
     actions.register(app, ctx)
+    home.register(app, ctx)
     return app
 
 

@@ -1,9 +1,11 @@
-"""The /dealbot slash command: acknowledged at once, answered privately, with a button to share the answer."""
+"""The /dealbot slash command: acknowledged at once, answered privately, with a button to share the answer;
+`/dealbot timeline [since]` lists the story's articles instead (bot/slack/timeline.py)."""
 
 from __future__ import annotations
 
 from slack_bolt import App
 
+from . import timeline
 from .answering import clean_question, compose_message, enabled_in
 from .blocks import USAGE, notice
 
@@ -11,6 +13,9 @@ from .blocks import USAGE, notice
 def register(app: App, ctx) -> None:
     @app.command("/dealbot")
     def on_command(ack, command, respond):
+        if timeline.parse(command.get("text", ""))[0]:
+            timeline.reply(ctx, ack, command, respond)
+            return
         question, note = clean_question(command.get("text", ""), ctx.settings.slack.max_question_chars)
         if not question:
             ack(text=USAGE)

@@ -65,6 +65,12 @@ class SlackStore:
             (time.time(), answer_id, user, channel, vote),
         )
 
+    def votes_since(self, since: float) -> dict[str, int]:
+        """How many 👍 ("up") and 👎 ("down") were given after `since` (epoch seconds)."""
+        with closing(self._connect()) as conn:
+            rows = conn.execute("SELECT vote, COUNT(*) FROM feedback WHERE at >= ? GROUP BY vote", (since,)).fetchall()
+        return {"up": 0, "down": 0, **dict(rows)}
+
     def feedback(self) -> list[dict]:
         """Every vote with the question, answer and citations it was about, oldest first."""
         with closing(self._connect()) as conn:
