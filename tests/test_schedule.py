@@ -106,6 +106,7 @@ def test_serve_runs_the_schedule_and_answers_from_new_articles_without_restart(t
             "DEALBOT_SOURCES": str(articles),
             "DEALBOT_INGEST_SCHEDULE": EVERY_2_SECONDS,
             "DEALBOT_SLACK_API_URL": fake.base_url,
+            "DEALBOT_DIGEST_CHANNELS": "CDIGEST01",
             "SLACK_BOT_TOKEN": "xoxb-test-token",
             "SLACK_SIGNING_SECRET": SECRET,
         }
@@ -127,6 +128,10 @@ def test_serve_runs_the_schedule_and_answers_from_new_articles_without_restart(t
             line = p.wait_for(" added")
             while "1 added" not in line:
                 line = p.wait_for(" added")
+            # the run that added the article posted the digest; the first ingest into the empty index did not
+            assert "digest: CDIGEST01: 1 new article posted" in line, line
+            [digest] = [c for c in fake.calls_to("chat.postMessage") if c.args["channel"] == "CDIGEST01"]
+            assert "Gallium fixture" in str(digest.args["blocks"]) and "1 new article on the story" in digest.args["text"]
 
             status, _ = post_event(f"http://127.0.0.1:{port}/slack/events",
                                    event_callback(app_mention(question, channel="C12")), SECRET)
