@@ -301,9 +301,9 @@ class Digest:
             return []
         found = {a.doc_key: a for a in story.articles(self.index, [r["doc_key"] for r in rows])}
         missing = [r["doc_id"] for r in rows if r["doc_key"] not in found]
-        if missing:
+        if missing:  # removed from the index (or folded into a copy) before it could be announced
             self.outbox.gone(channel, missing)
-        return story.chronological({found[r["doc_key"]].doc_id: found[r["doc_key"]] for r in rows if r["doc_key"] in found}.values())
+        return story.chronological(found.values())
 
     def preview(self) -> list[Preview]:
         """What the next digest would post to each channel, without posting or recording anything."""

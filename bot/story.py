@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import calendar
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePath
 from typing import Iterable, Sequence
 from urllib.parse import urlparse
@@ -120,8 +120,6 @@ def _written(row: Row) -> tuple[int, str]:
 
 
 def _fold(first: StoryArticle, copy: StoryArticle) -> StoryArticle:
-    from dataclasses import replace
-
     return replace(
         first,
         alternates=tuple(dict.fromkeys((*first.alternates, copy.source, *copy.alternates))),

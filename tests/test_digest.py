@@ -216,6 +216,17 @@ def test_the_first_run_after_turning_the_digest_on_over_an_existing_index_posts_
     assert "A later fixture report" in body and "Rare earth export" not in body
 
 
+def test_a_replaced_run_log_does_not_hide_new_articles(tmp_path, site, slack, embedder):
+    settings, digest = setup(tmp_path, site, slack, embedder)
+    publish(site, {**REVIEW, **NEW})
+    assert "2 new articles posted" in scheduled_run(settings, embedder, digest)
+    settings.state_db.unlink()  # the journal starts again from 1, below the digest's place in it
+    publish(site, {**REVIEW, **NEW, "/news/later": LATER})
+    assert scheduled_run(settings, embedder, digest) == (
+        "; digest: CDIGEST01: 1 new article posted; CDIGEST02: 1 new article posted")
+    assert "A later fixture report" in digest_blocks(slack.posts("CDIGEST01")[-1])
+
+
 def test_a_fresh_index_first_ingest_is_the_back_catalogue_not_news(tmp_path, site, slack, embedder):
     settings, digest = setup(tmp_path, site, slack, embedder, existing=False)
     publish(site, {**REVIEW, **NEW})
