@@ -310,13 +310,14 @@ def eval_(
     llm_model: str | None,
 ):
     """Score the pipeline on a JSONL question set (or a folder of them): hit@k, accuracy, citation accuracy,
-    abstention, answer length and latency, for the dev and held-out splits separately.
+    abstention, answer length and latency, for the dev and held-out splits separately; and what the reader sees
+    with the related passages: on screen, confident and wrong, off-topic with passages, visible length.
 
     With an LLM configured (llm.model or --model) the LLM's answers are scored, so models can be compared on the
     same questions; the report counts the answers the LLM wrote and the fallbacks to the offline answer.
     """
     from .evaluate import calibrate as calibrate_threshold
-    from .evaluate import evaluate, load_cases
+    from .evaluate import calibrate_off_topic, evaluate, load_cases
     from .pipeline import Pipeline
 
     cases = load_cases(questions)
@@ -327,13 +328,16 @@ def eval_(
     if calibrate:
         threshold, detail = calibrate_threshold(pipeline, cases)
         report["calibrated_min_score"] = {"value": threshold, **detail}
+        cut, detail = calibrate_off_topic(pipeline, cases)
+        report["calibrated_off_topic_match"] = {"value": cut, **detail}
     if as_json:
         click.echo(json.dumps(report))
         return
     if verbose:
         for o in outcomes:
             mark = ("ok " if o.correct else "MISS") if o.case.answerable else ("ok " if not o.answer.answered else "FALSE")
-            click.echo(f"{mark} [{o.case.split}] {o.case.question} -> {o.answer.text[:140]} ({o.answer.evidence:.3f})")
+            shown = f"; {len(o.answer.related)} related" + (", on screen" if o.case.answerable and o.on_screen else "")
+            click.echo(f"{mark} [{o.case.split}] {o.case.question} -> {o.answer.text[:140]} ({o.answer.evidence:.3f}{shown})")
     for system, rep in [("dealbot", report)] + ([(compare, report[compare])] if compare else []):
         for part in [k for k in ("dev", "heldout", "overall") if isinstance(rep.get(k), dict)]:
             r = rep[part]
@@ -344,6 +348,20 @@ def eval_(
                 f"p50={r['latency_ms_p50']}ms p95={r['latency_ms_p95']}ms  median answer={r['answer_chars_median']} chars"
                 + (f"  llm answers={r['llm_answers']} fallbacks={r['fallbacks']}" if rep.get("llm_model") else "")
             )
+    for part in [k for k in ("dev", "heldout", "overall") if isinstance(report.get(k), dict)]:
+        r = report[part]
+        click.echo(
+            f"reader   {part:8} on screen={_f(r['on_screen'])} ({_n(r, 'on_screen')})  confident and wrong="
+            f"{_f(r['confident_and_wrong'])} ({_n(r, 'confident_and_wrong')})  off-topic with passages="
+            f"{_f(r['off_topic_with_passages'])} ({_n(r, 'off_topic_with_passages')})  "
+            f"visible median={r['visible_chars_median']} chars"
+        )
+    for part in [k for k in ("dev", "heldout") if isinstance(report.get(k), dict)]:
+        unseen = report[part]["unseen"]
+        click.echo(
+            f"unseen   {part:8} only in a cited article={unseen['in_cited_article']}  retrieved, not shown="
+            f"{unseen['retrieved_not_shown']}  not retrieved={unseen['not_retrieved']}"
+        )
     for part in [k for k in ("dev", "heldout") if isinstance(report.get(k), dict)]:
         misses = report[part]["misses"]
         click.echo(
@@ -363,12 +381,16 @@ def eval_(
         ci = report["heldout"]["ci95"]
         click.echo("95% intervals, dealbot heldout: " + "  ".join(
             f"{name}={_interval(ci[key])}"
-            for name, key in (("accuracy", "accuracy"), ("citations", "citation_accuracy"), ("abstention", "abstention"))
+            for name, key in (("accuracy", "accuracy"), ("citations", "citation_accuracy"), ("abstention", "abstention"),
+                          ("on screen", "on_screen"))
         ))
     click.echo(f"min_score={report['min_score']}" + (f"  llm.model={report['llm_model']}" if report["llm_model"] else ""))
     if calibrate:
         click.echo(f"calibrated min_score={report['calibrated_min_score']['value']} (dev balanced score "
                    f"{report['calibrated_min_score']['balanced_score']})")
+        off = report["calibrated_off_topic_match"]
+        click.echo(f"calibrated off-topic cut={off['value']} ({off['wrong_side']} of {off['dev_questions']} dev "
+                   f"questions on the wrong side, {off['off_topic']} of them off-topic)")
 
 
 def _f(x: float | None) -> str:

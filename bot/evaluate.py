@@ -1,7 +1,8 @@
 """Scoring the pipeline on a question set (JSONL), and calibrating the abstention threshold on it.
 
-Each line: {"question", "answer_any": [...], "source_any": [...], "answerable": bool, "split": "dev"|"heldout"}.
-Sources are matched on the file stem of the cited document's source (a path or URL).
+Each line: {"question", "answer_any": [...], "source_any": [...], "answerable": bool, "split": "dev"|"heldout"}, and
+`"off_topic": true` on an unanswerable question about nothing the articles cover ("what's the capital of
+Australia?"). Sources are matched on the file stem of the cited document's source (a path or URL).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Case:
     source_any: tuple[str, ...]
     answerable: bool
     split: str = "dev"
+    off_topic: bool = False  # unanswerable, and about nothing the articles cover: no passage should be shown
 
 
 def load_cases(path: str) -> list[Case]:
@@ -57,6 +59,7 @@ def load_cases(path: str) -> list[Case]:
                     source_any=tuple(raw.get("source_any", [])),
                     answerable=bool(raw["answerable"]),
                     split=raw.get("split", "dev"),
+                    off_topic=bool(raw.get("off_topic", False)),
                 )
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
@@ -90,6 +93,34 @@ class Outcome:
         return any(stem_of(c.source) in self.case.source_any for c in self.answer.citations)
 
     @property
+    def on_screen(self) -> bool:
+        """Whether an accepted answer appears in what the reader sees: the answer, or a related passage as shown."""
+        shown = " ".join(([self.answer.text] if self.answer.answered else []) + [r.shown for r in self.answer.related])
+        return any(a.lower() in shown.lower() for a in self.case.answer_any)
+
+    @property
+    def confident_and_wrong(self) -> bool:
+        """An answerable question answered, its fact nowhere on screen: the reader is misled, not pointed further."""
+        return self.case.answerable and self.answer.answered and not self.on_screen
+
+    @property
+    def unseen(self) -> str | None:
+        """Why an answerable question's fact is not on screen (see UNSEEN), or None when it is (or the question is
+        unanswerable)."""
+        if not self.case.answerable or self.on_screen:
+            return None
+        cited = {c.doc_id for c in self.answer.citations}
+        holding = {h.doc_id for h in self.answer.hits if any(a.lower() in h.text.lower() for a in self.case.answer_any)}
+        if not holding:
+            return "not_retrieved"
+        return "retrieved_not_shown" if holding - cited else "in_cited_article"
+
+    @property
+    def visible_chars(self) -> int:
+        """What the reader reads: the answer (or the not-found sentence) and each related passage as shown."""
+        return len(self.answer.text) + sum(len(r.shown) for r in self.answer.related)
+
+    @property
     def answer_retrieved(self) -> bool:
         """Whether one of the accepted answers stands in a retrieved passage: the composer could have found it."""
         return any(a.lower() in h.text.lower() for h in self.answer.hits for a in self.case.answer_any)
@@ -110,12 +141,18 @@ class Outcome:
 # but the composer chose other sentences; it was retrieved but the composer abstained; an unanswerable question
 # was answered. The first says retrieval needs work; the next two, the reading of the passages.
 MISSES = ("not_retrieved", "other_sentence", "abstained_retrieved", "answered_unanswerable")
+# Why a fact is not on screen: only a cited article holds it (the answer quotes other sentences of it, and related
+# passages come from other articles); an article not cited holds it but its passage or sentence was not shown
+# (another sentence of it was chosen, cut off, far below the answer's evidence, or three others came first); no
+# retrieved passage holds it.
+UNSEEN = ("in_cited_article", "retrieved_not_shown", "not_retrieved")
 
 
 def score(outcomes: list[Outcome]) -> dict:
     answerable = [o for o in outcomes if o.case.answerable]
     unanswerable = [o for o in outcomes if not o.case.answerable]
     answered = [o for o in answerable if o.answer.answered]
+    off_topic = [o for o in unanswerable if o.case.off_topic]
     latencies = sorted(o.answer.timings_ms.get("total", 0.0) for o in outcomes)
     lengths = [len(" ".join(s.text for s in o.answer.sentences)) for o in outcomes if o.answer.answered]
 
@@ -127,6 +164,10 @@ def score(outcomes: list[Outcome]) -> dict:
         "accuracy": (sum(o.correct for o in answerable), len(answerable)),
         "citation_accuracy": (sum(o.cited for o in answered), len(answered)),
         "abstention": (sum(not o.answer.answered for o in unanswerable), len(unanswerable)),
+        # What the reader sees: the answer and the related passages beneath it.
+        "on_screen": (sum(o.on_screen for o in answerable), len(answerable)),
+        "confident_and_wrong": (sum(o.confident_and_wrong for o in answered), len(answered)),
+        "off_topic_with_passages": (sum(bool(o.answer.related) for o in off_topic), len(off_topic)),
     }
     return {
         "questions": len(outcomes),
@@ -138,7 +179,9 @@ def score(outcomes: list[Outcome]) -> dict:
         "counts": {key: [good, total] for key, (good, total) in counts.items()},
         "ci95": {key: wilson_interval(good, total) for key, (good, total) in counts.items()},
         "misses": {kind: sum(o.miss == kind for o in outcomes) for kind in MISSES},
+        "unseen": {kind: sum(o.unseen == kind for o in outcomes) for kind in UNSEEN},
         "answer_chars_median": statistics.median(lengths) if lengths else None,
+        "visible_chars_median": statistics.median(o.visible_chars for o in outcomes) if outcomes else None,
         "llm_answers": sum(o.answer.composer == "llm" for o in outcomes),
         "fallbacks": sum(o.answer.model_failed for o in outcomes),
         "latency_ms_p50": _percentile(latencies, 0.50),
@@ -196,14 +239,42 @@ def evaluate(
     return report, outcomes
 
 
+def calibrate_off_topic(pipeline: Pipeline, cases: list[Case]) -> tuple[float, dict]:
+    """The off-topic cut (bot.related.OFF_TOPIC_MATCH) that best separates the dev questions marked off_topic from
+    the others: the middle of the interval with the fewest questions on the wrong side (an off-topic question at or
+    above it, any other question below it)."""
+    from .related import question_topicality
+
+    dev = [c for c in cases if c.split == "dev"] or cases
+    scored = []
+    for c in dev:
+        asked, _, hits = pipeline.retrieve(c.question)
+        scored.append((question_topicality(asked, hits, pipeline.retriever.stats), c.off_topic))
+    points = sorted({t for t, _ in scored} | {0.0, 1.0})
+    wrong = [sum(((lo + hi) / 2 >= t) != off for t, off in scored) for lo, hi in zip(points, points[1:])]
+    fewest = min(wrong)
+    # The widest run of neighbouring intervals with the fewest errors; its middle is the cut.
+    runs, start = [], None
+    for i, w in enumerate(wrong + [None]):
+        if w == fewest and start is None:
+            start = i
+        elif w != fewest and start is not None:
+            runs.append((points[i] - points[start], points[start], points[i]))
+            start = None
+    _, lo, hi = max(runs)
+    cut = round((lo + hi) / 2, 3)
+    return cut, {"dev_questions": len(dev), "off_topic": sum(off for _, off in scored), "wrong_side": fewest}
+
+
 def calibrate(pipeline: Pipeline, cases: list[Case]) -> tuple[float, dict]:
     """The abstention threshold that best separates answers from non-answers on the dev split.
 
     Each answerable question contributes its evidence when the composer's answer is correct at threshold 0; each
     unanswerable one its evidence. The threshold applies to the offline answer, so the LLM is not asked here. The threshold maximises the mean of accuracy and abstention, taking the middle
-    of the best interval so it is not on the edge of one question.
+    of the best interval so it is not on the edge of one question. Questions marked off_topic are left out: they
+    calibrate the off-topic cut (calibrate_off_topic), and the threshold is about questions near the topic.
     """
-    dev = [c for c in cases if c.split == "dev"] or cases
+    dev = [c for c in cases if c.split == "dev" and not c.off_topic] or cases
     outcomes = [Outcome(c, pipeline.ask(c.question, min_score=0.0, use_llm=False)) for c in dev]
     good = [o.answer.evidence for o in outcomes if o.case.answerable and o.correct]
     bad = [o.answer.evidence for o in outcomes if not o.case.answerable and o.answer.answered]

@@ -14,6 +14,7 @@ from ingest.settings import Settings
 from .answer import compose, uncovered
 from .dates import question_window
 from .followup import contextualize
+from .related import with_related
 from .retrieve import Filters, Retriever
 from .types import NOT_ASKED, Answer, Hit
 
@@ -106,5 +107,7 @@ class Pipeline:
             t3 = time.perf_counter()
             timings["generate"] = round((t3 - t2) * 1000, 2)
             t2 = t3
-        timings["total"] = round((t2 - t0) * 1000, 2)
+        # Where else the answer may be: from the same retrieval, whoever wrote the answer.
+        answer = with_related(asked, answer, hits, self.retriever.stats, explain=explain)
+        timings["total"] = round((time.perf_counter() - t0) * 1000, 2)
         return dataclasses.replace(answer, timings_ms=timings, asked=asked, filters=combined.describe())

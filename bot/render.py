@@ -6,7 +6,7 @@ import json
 import os
 import textwrap
 
-from .types import Answer, Citation
+from .types import Answer, Citation, Related
 
 
 def display_source(source: str) -> str:
@@ -29,11 +29,26 @@ def citation_line(c: Citation) -> str:
     return line
 
 
+def related_lines(r: Related, width: int = 100) -> str:
+    """A related passage: its sentence as shown, then its article (title, outlet, date) and where it is."""
+    parts = [p for p in (r.outlet, r.published) if p]
+    quote = textwrap.fill(r.shown, width, initial_indent="- ", subsequent_indent="  ", break_on_hyphens=False)
+    head = f"  {r.title}" + (f" — {', '.join(parts)}" if parts else "")
+    return f"{quote}\n{head}\n  {r.url or display_source(r.source)}"
+
+
+def related_heading(answer: Answer) -> str:
+    return "Related, in other articles:" if answer.answered else "Closest passages:"
+
+
 def answer_text(answer: Answer, width: int = 100) -> str:
-    body = textwrap.fill(answer.text, width=width)
-    if not answer.answered:
-        return body
-    return body + "\n\n" + "\n".join(citation_line(c) for c in answer.citations)
+    """The answer, its sources, and beneath them, apart, the related passages."""
+    out = textwrap.fill(answer.text, width=width)
+    if answer.answered:
+        out += "\n\n" + "\n".join(citation_line(c) for c in answer.citations)
+    if answer.related:
+        out += f"\n\n{related_heading(answer)}\n" + "\n".join(related_lines(r, width) for r in answer.related)
+    return out
 
 
 def explain_text(answer: Answer, width: int = 100) -> str:
@@ -55,6 +70,13 @@ def explain_text(answer: Answer, width: int = 100) -> str:
             lines.append(textwrap.fill(f"{c.score:.3f} {c.text}", width, initial_indent="  ", subsequent_indent="        "))
             lines.append(f"        {signals}")
             lines.append(f"        {c.why}")
+    if answer.related_choices:
+        lines.append(
+            "\nrelated passages (best sentence of each article not cited, in fused order; match = the sentence's "
+            "similarity and share of the question's terms):"
+        )
+        for r in answer.related_choices:
+            lines.append(f"  {r.score:6.4f} {r.match:5.3f}  {r.title[:50]}: {r.why}")
     return "\n".join(lines)
 
 
@@ -71,6 +93,11 @@ def answer_dict(answer: Answer, explain: bool = False) -> dict:
         out["sentences"] = [
             {"text": c.text, "passage_id": c.passage_id, "score": c.score, "signals": c.signals, "why": c.why}
             for c in answer.considered
+        ]
+        out["related_passages"] = [
+            {"passage_id": r.passage_id, "doc_id": r.doc_id, "title": r.title, "fused": r.score, "match": r.match,
+             "shown": r.shown, "why": r.why}
+            for r in answer.related_choices
         ]
     return out
 
@@ -94,6 +121,23 @@ def _answer_dict(answer: Answer) -> dict:
                 "alternates": list(c.alternates),
             }
             for c in answer.citations
+        ],
+        # The keys of a citation; `n` is null (nothing in the answer points to them) and `quote` is the sentence
+        # exactly as in the article (the surfaces cut it past QUOTE_CHARS).
+        "related": [
+            {
+                "n": None,
+                "doc_id": r.doc_id,
+                "title": r.title,
+                "outlet": r.outlet,
+                "source": r.source,
+                "url": r.url,
+                "published": r.published,
+                "quote": r.quote,
+                "quotes": [r.quote],
+                "alternates": list(r.alternates),
+            }
+            for r in answer.related
         ],
         "evidence": round(answer.evidence, 4),
         "reason": answer.reason or None,

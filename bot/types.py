@@ -1,4 +1,4 @@
-"""The objects that cross from retrieval to answering to the surfaces: Hit, Citation, Answer.
+"""The objects that cross from retrieval to answering to the surfaces: Hit, Citation, Related, Answer.
 
 Renderers (terminal, JSON, Slack) see only these, never Chroma rows.
 """
@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-NOT_FOUND = "I couldn't find that in the indexed articles."
+# What the bot says when it has no answer; the closest passages, if any are related, follow it (Answer.related).
+NOT_FOUND = "I couldn't find a direct answer in the articles."
 NOT_ASKED = "the model was not asked"  # how a fallback_reason starts when the question was not put to the LLM
 
 
@@ -54,6 +55,66 @@ class Citation:
     @property
     def quote(self) -> str:
         return self.quotes[0]
+
+
+# A related passage's sentence is shown whole up to this many characters, else cut at a word boundary with "…".
+QUOTE_CHARS = 220
+
+
+def shorten(text: str, limit: int = QUOTE_CHARS) -> str:
+    """`text` as it is when it fits in `limit` characters; else its beginning, exactly as written, cut at the last
+    word boundary that leaves room for "…", and "…" (at most `limit` characters in all)."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    boundary = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
+    if text[limit - 1].isspace():  # the cut falls between two words
+        boundary = limit - 1
+    if boundary > 0:
+        head = head[:boundary]
+    return head.rstrip(" \n\t,;:—–-") + "…"
+
+
+@dataclass(frozen=True)
+class Related:
+    """A passage from an article the answer does not cite, shown beneath it: where else the answer may be.
+
+    `quote` is the passage's sentence that best matches the question, exactly as in the article; `shown` is what
+    the surfaces display (cut past QUOTE_CHARS). `score` is the passage's fused retrieval score, by which related
+    passages are ranked.
+    """
+
+    doc_id: str
+    title: str
+    source: str
+    quote: str
+    url: str | None = None
+    outlet: str | None = None
+    published: str | None = None
+    alternates: tuple[str, ...] = ()
+    passage_id: str = ""
+    score: float = 0.0
+
+    @classmethod
+    def of(cls, hit: Hit, quote: str) -> "Related":
+        return cls(hit.doc_id, hit.title, hit.source, quote, hit.url, hit.outlet, hit.published, hit.alternates, hit.id, hit.fused)
+
+    @property
+    def shown(self) -> str:
+        return shorten(self.quote)
+
+
+@dataclass(frozen=True)
+class RelatedChoice:
+    """A retrieved passage as the related-passage step saw it (for `dealbot ask --explain`)."""
+
+    passage_id: str
+    doc_id: str
+    title: str
+    score: float  # the passage's fused retrieval score
+    match: float  # how well its best sentence matches the question (similarity and question terms)
+    shown: bool
+    why: str
 
 
 @dataclass(frozen=True)
@@ -106,6 +167,8 @@ class Answer:
     filters: str = ""  # the date and source filters applied, described ("since 2025-10-01")
     composer: str = "extractive"  # who wrote the answer: "extractive" (offline) or "llm"
     fallback_reason: str = ""  # why the LLM's reply was not used, when an LLM is configured and it was not
+    related: tuple[Related, ...] = ()  # passages of articles the answer does not cite, best first (at most 3)
+    related_choices: tuple[RelatedChoice, ...] = ()  # filled only when an explanation was asked for
 
     @property
     def model_failed(self) -> bool:

@@ -506,7 +506,8 @@ def test_cli_eval_compare_baseline(eval_env):
     r = run_cli("eval", "tests/eval", "--compare", "baseline", env=eval_env, timeout=300)
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    for row in ("dealbot  dev", "dealbot  heldout", "baseline dev", "baseline heldout", "margin   heldout"):
+    for row in ("dealbot  dev", "dealbot  heldout", "baseline dev", "baseline heldout", "margin   heldout",
+                "reader   dev", "reader   heldout"):
         assert row in out, out
     r = run_cli("eval", "tests/eval", "--compare", "baseline", "--json", env=eval_env, timeout=300)
     report = json.loads(r.stdout)
@@ -518,6 +519,9 @@ def test_cli_eval_compare_baseline(eval_env):
     low, high = heldout["ci95"]["accuracy"]
     assert low < heldout["accuracy"] < high
     assert f"accuracy={heldout['accuracy']:.2f} ({good}/{total})" in out and "95% intervals, dealbot heldout" in out
+    seen, answerable = heldout["counts"]["on_screen"]
+    assert answerable == heldout["answerable"] and f"on screen={heldout['on_screen']:.2f} ({seen}/{answerable})" in out
+    assert {"confident_and_wrong", "off_topic_with_passages", "visible_chars_median"} <= set(heldout)
 
 
 def test_cli_interactive_at_a_terminal_keeps_the_conversation(eval_env):

@@ -178,7 +178,7 @@ def test_nothing_from_question_or_article_text_becomes_a_mention(bot, fake):
     url, _ = bot
     post_event(url, event_callback(app_mention("<!channel> <!here|here> What did the <@U777> EU agree with China?", channel="C5")), SECRET)
     update = answered(fake)[0]
-    assert update.args["text"] == "I couldn't find that in the indexed articles."
+    assert update.args["text"] == "I couldn't find a direct answer in the articles."
     assert "Sources" not in blocks_text(update)
     # An article whose text carries markup is rendered inert.
     evil = Answer(

@@ -10,7 +10,7 @@ import time
 
 from slack_sdk import WebClient
 
-from ..types import Answer, Citation, Sentence
+from ..types import Answer, Citation, Related, Sentence
 from .blocks import WORKING, answer_message, notice, partial_message
 
 log = logging.getLogger("dealbot.slack")
@@ -114,6 +114,11 @@ def answer_payload(answer: Answer) -> dict:
              "url": c.url, "outlet": c.outlet, "published": c.published}
             for c in answer.citations
         ],
+        "related": [
+            {"doc_id": r.doc_id, "title": r.title, "source": r.source, "quote": r.quote, "url": r.url,
+             "outlet": r.outlet, "published": r.published}
+            for r in answer.related
+        ],
     }
 
 
@@ -123,4 +128,5 @@ def answer_from_payload(payload: dict) -> Answer:
         answered=payload["answered"],
         sentences=tuple(Sentence(s[0], s[1], tuple(s[2]) if len(s) > 2 else ()) for s in payload["sentences"]),
         citations=tuple(Citation(**{**c, "quotes": tuple(c["quotes"])}) for c in payload["citations"]),
+        related=tuple(Related(**r) for r in payload.get("related", ())),  # answers kept before related passages have none
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from ..types import Answer, Citation
+from ..types import Answer, Citation, Related, shorten
 
 SECTION_LIMIT = 3000
 FEEDBACK_UP, FEEDBACK_DOWN, SHARE = "feedback_up", "feedback_down", "share_answer"
@@ -35,11 +35,42 @@ def _split(text: str, limit: int = SECTION_LIMIT) -> list[str]:
     return pieces + [text] if text else pieces
 
 
+def link(url: str | None, label: str, limit: int | None = None) -> str:
+    """`<url|label>` for an http(s) URL (within `limit` characters, escaped), else the label alone: an article's
+    URL is its own metadata, and one such as "!channel" must not become a mention."""
+    if not url or not url.lower().startswith(("http://", "https://")) or any(ch.isspace() for ch in url):
+        return label
+    url = escape(url)
+    return label if limit is not None and len(url) > limit else f"<{url}|{label}>"
+
+
 def source_line(c: Citation) -> str:
     title = escape(c.title)
-    link = f"<{escape(c.url)}|{title}>" if c.url else title
+    link_ = link(c.url, title)
     details = ", ".join(escape(x) for x in (c.outlet, c.published) if x)
-    return f"[{c.n}] {link}" + (f" — {details}" if details else "")
+    return f"[{c.n}] {link_}" + (f" — {details}" if details else "")
+
+
+# A related passage's line names its article. The title, outlet and link are bounded (a link too long is left out),
+# so that a line, escaped, stays within a context element's SECTION_LIMIT whatever an article's metadata holds:
+# 5 x (QUOTE_CHARS + TITLE_CHARS + 2 x DETAIL_CHARS) + URL_CHARS < SECTION_LIMIT.
+TITLE_CHARS, DETAIL_CHARS, URL_CHARS = 120, 40, 700
+
+
+def related_line(r: Related) -> str:
+    """One related passage, for a context block: the sentence as shown, then the article, linked, outlet and date."""
+    title = link(r.url, escape(shorten(r.title, TITLE_CHARS)), URL_CHARS)
+    details = ", ".join(escape(shorten(x, DETAIL_CHARS)) for x in (r.outlet, r.published) if x)
+    return f"{escape(r.shown)} — {title}" + (f", {details}" if details else "")
+
+
+def related_block(answer: Answer) -> dict:
+    """The related passages in small text under the sources (or under "not found"): a context block, its heading
+    and one element per passage (a context block takes at most 10 elements)."""
+    heading = "*Related, in other articles*" if answer.answered else "*Closest passages*"
+    elements = [{"type": "mrkdwn", "text": heading}]
+    elements += [{"type": "mrkdwn", "text": related_line(r)} for r in answer.related[:9]]
+    return {"type": "context", "elements": elements}
 
 
 def answer_text(answer: Answer) -> str:
@@ -54,6 +85,8 @@ def answer_message(answer: Answer, answer_id: int | None = None, note: str = "",
         sources = "\n".join(source_line(c) for c in answer.citations)
         blocks += [{"type": "context", "elements": [{"type": "mrkdwn", "text": "*Sources*"}]}]
         blocks += [_section(piece) for piece in _split(sources)]
+    if answer.related:
+        blocks.append(related_block(answer))
     if note:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(note)}]})
     if answer_id is not None:
