@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ingest.index import IndexAccessError
-from ingest.lock import LockHeld
+from ingest.lock import LockHeld, ReadAccess
 from ingest.settings import Settings, SettingsError, load_settings, source_spec
 
 from .evaluate import EvalFileError
@@ -358,8 +358,14 @@ def status(settings: Settings, as_json: bool):
     from ingest.embed import DIMENSIONS, MODEL_NAME
     from ingest.index import Index
 
-    index = Index(settings, MODEL_NAME, DIMENSIONS)
-    states = [s for s in index.doc_states() if s.complete]
+    busy, access = None, None
+    if not settings.server_mode:
+        try:
+            access = ReadAccess(settings.data_dir)
+        except LockHeld as exc:  # a writer owns the store: what state.sqlite says is still worth showing
+            busy = str(exc)
+    index = Index(settings, MODEL_NAME, DIMENSIONS) if busy is None else None
+    states = [s for s in index.doc_states() if s.complete] if index else []
     documents = Counter(s.source for s in {(s.source, s.location): s for s in states}.values())
     runs = runlog.last_source_runs(settings.state_db)
     locations = [s.location for s in settings.sources] + sorted((set(documents) | set(runs)) - {s.location for s in settings.sources})
@@ -371,25 +377,31 @@ def status(settings: Settings, as_json: bool):
             "name": spec.label,
             "configured": any(s.location == location for s in settings.sources),
             "kind": run["kind"] if run else ("web" if spec.is_url else "folder"),
-            "documents": documents.get(location, 0),
+            "documents": documents.get(location, 0) if index else None,
             "last_run": run,
         })
     info = {
-        "index": index.where,
+        "index": index.where if index else f"{settings.chroma_path}, collection '{settings.collection}'",
         "model": MODEL_NAME,
-        "documents": len({(s.source, s.location) for s in states}),
-        "passages": index.count(),
+        "documents": len({(s.source, s.location) for s in states}) if index else None,
+        "passages": index.count() if index else None,
+        "busy": busy,  # why the index could not be read now (another process writes to the embedded store)
         "schedule": settings.ingest.schedule or None,
         "sources": sources,
         "last_run": runlog.last_run(settings.state_db),
         "llm_model": settings.llm.model or None,
     }
+    if access is not None:
+        access.release()
     if as_json:
         click.echo(json.dumps(info))
         return
     click.echo(f"index:     {info['index']}\nmodel:     {info['model']}")
     click.echo(f"answers:   {'written by ' + info['llm_model'] if info['llm_model'] else 'offline (extractive)'}")
-    click.echo(f"documents: {info['documents']}\npassages:  {info['passages']}")
+    if busy:
+        click.echo(f"documents: not counted now: {busy}")
+    else:
+        click.echo(f"documents: {info['documents']}\npassages:  {info['passages']}")
     click.echo(f"schedule:  {info['schedule'] or 'none (run `dealbot ingest` yourself)'}")
     from .render import display_source, report_line
 
@@ -398,7 +410,8 @@ def status(settings: Settings, as_json: bool):
     for src in sources:
         name = src["name"] if src["name"] != src["location"] else display_source(src["location"])
         note = "" if src["configured"] else ", not configured any more"
-        click.echo(f"\n{name} ({src['kind']}{note}): {src['documents']} documents")
+        counted = "" if src["documents"] is None else f": {src['documents']} documents"
+        click.echo(f"\n{name} ({src['kind']}{note}){counted}")
         last = src["last_run"]
         if not last:
             click.echo("  never run")

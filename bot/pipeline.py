@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 
 from ingest.embed import Embedder
 from ingest.index import Index
+from ingest.lock import ReadAccess
 from ingest.settings import Settings
 
 from .answer import compose, uncovered
@@ -31,6 +32,8 @@ class Pipeline:
             from .llm import LLMComposer
 
             self.llm = LLMComposer(settings.llm)
+        # The embedded store takes no reader while another process writes (ingest/lock.py): refused here, at once.
+        self._access = None if settings.server_mode else ReadAccess(settings.data_dir)
         self.embedder = embedder or Embedder(settings.embedding.batch_size, cache_dir=settings.data_dir / "models")
         self.index = Index(settings, self.embedder.name, self.embedder.dimensions)
         self.index.require()
