@@ -188,6 +188,8 @@ class Fetcher:
                 raise self._late(exc, budget) from None
             except requests.Timeout:
                 raise self._late(FetchError(f"timed out (connect {s.connect_timeout:g}s, read {s.read_timeout:g}s)"), budget) from None
+            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+                raise self._late(FetchError(f"the body was broken or cut short: {_root_cause(exc)[:200]}"), budget) from None
             except requests.TooManyRedirects:
                 raise FetchError(f"too many redirects (more than {MAX_REDIRECTS})") from None
             except requests.ConnectionError as exc:
@@ -251,13 +253,14 @@ class Fetcher:
                 if size > cap:
                     raise FetchError(f"too large: over {cap:,} bytes once decompressed (fetch.max_bytes)")
                 chunks.append(chunk)
-        except requests.RequestException:
-            if not self.watchdog.fired:
+        except requests.RequestException as exc:
+            if not (self.watchdog.fired or isinstance(exc, requests.Timeout) or "timed out" in str(exc)):
                 raise
+            self.watchdog.fired = True  # a read that waited out its timeout: the same as the clock running out
         if self.watchdog.fired:
-            why = "the page" if body_deadline < deadline else "the URL"
-            limit = f"{seconds:g}s, fetch.read_timeout" if body_deadline < deadline else "fetch.deadline_seconds"
-            raise FetchError(f"too slow: {why} took longer than allowed ({limit}); {size:,} bytes had arrived")
+            if body_deadline < deadline:
+                raise FetchError(f"too slow: the page did not arrive within {seconds:g}s (fetch.read_timeout)")
+            raise FetchError("too slow: the URL took longer than allowed (fetch.deadline_seconds)")
         return b"".join(chunks)
 
 

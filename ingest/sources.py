@@ -82,8 +82,8 @@ def list_files(source: str) -> list[tuple[Path, str]]:
 def scan(source: str) -> Listing:
     """List a file or folder source: only what lies inside it once symlinks are resolved, regular files only.
 
-    Symlinks inside the folder are followed (each folder once, so a loop ends); a symlink that dangles, loops or
-    leads outside, a special file (FIFO, socket, device) named like an article, a folder named like a file and a
+    Symlinks to files inside the folder are followed (a symlinked folder is not: what it leads to is listed
+    under its own name); a symlink that dangles, loops or leads outside, a special file (FIFO, socket, device) named like an article, a folder named like a file and a
     folder that cannot be listed are each reported with a reason. Raises SourceError when the source itself is
     unusable.
     """
@@ -141,7 +141,9 @@ def _walk(root: Path, real_root: Path, listing: Listing) -> None:
                 if could_be_article:
                     listing.problems.append((location, "a folder named like an article file, not a file (what it "
                                                        "holds is listed on its own)"))
-                if _identity(real) not in visited:
+                # A symlinked folder leads inside the source (else it was refused above), where its files are
+                # listed under their own names: following it would only list them twice, or loop.
+                if not entry.is_symlink() and _identity(real) not in visited:
                     visited.add(_identity(real))
                     pending.append((path, f"{relpath}/"))
             elif kind == "file" and could_be_article:
@@ -404,7 +406,7 @@ def _is_web_url(value: str) -> bool:
 
 
 def _kind(value) -> str:
-    kinds = ((bool, "true/false"), ((int, float), "a number"), (bytes, "binary data"), (list, "a list"),
+    kinds = ((str, "text"), (bool, "true/false"), ((int, float), "a number"), (bytes, "binary data"), (list, "a list"),
              (dict, "a mapping"), (set, "a set"), ((date, datetime), "a date object"))
     return next((name for t, name in kinds if isinstance(value, t)), f"a {type(value).__name__}")
 

@@ -82,7 +82,10 @@ class _Clock:
 
 
 def _read_entries(spec, entries, fetcher, state, known, fail, progress, clock: _Clock) -> list[WebDocument]:
-    chosen = [e for e in entries if e["link"].startswith(("http://", "https://")) and spec.wants(e["link"])]
+    for entry in entries:
+        if not entry["link"].lower().startswith(("http://", "https://")):
+            fail(entry["link"][:300], "a feed entry that does not link to an http(s) page: skipped")
+    chosen = [e for e in entries if e["link"].lower().startswith(("http://", "https://")) and spec.wants(e["link"])]
     if spec.max_entries:
         chosen = chosen[: spec.max_entries]
     pages = []
@@ -150,11 +153,12 @@ def _declares_entities(data: bytes) -> bool:
 
 
 def _entries(feed) -> list[dict]:
-    out = []
+    out, seen = [], set()
     for entry in feed.entries:
         link = entry.get("link") or ""
-        if not link:
+        if not link or link in seen:  # an entry listed twice is fetched once
             continue
+        seen.add(link)
         stamp = entry.get("published_parsed") or entry.get("updated_parsed")
         published = (
             datetime.fromtimestamp(calendar.timegm(stamp), tz=timezone.utc).date().isoformat() if stamp else None
