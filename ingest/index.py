@@ -54,6 +54,7 @@ class DocState:
     written: int = 0  # when this version was written (ns since the epoch); the newest complete version is shown
     alternates: tuple[str, ...] = ()  # locations of copies of this document that are not stored again
     minhash: str = ""  # the text's MinHash signature, for finding near-duplicates
+    key: str = ""  # the doc key its rows are stored under (what deleting it matches)
 
 
 class MalformedRow(ValueError):
@@ -71,12 +72,18 @@ class Row:
     @cached_property
     def sentences(self) -> list[tuple[int, int]]:
         """The sentences' (start, end) within the text; MalformedRow if they are not offsets into it."""
+        spans = self._spans()
+        if any(end > len(self.text) for _, end in spans):
+            raise MalformedRow("'sents' has offsets past the end of the passage's text")
+        return spans
+
+    def _spans(self) -> list[tuple[int, int]]:
         try:
             spans = [tuple(map(int, s.split("-"))) for s in self.meta["sents"].split(",") if s]
         except (KeyError, AttributeError, ValueError) as exc:
             raise MalformedRow(f"'sents' is not a list of offsets: {exc}") from None
-        if any(len(sp) != 2 or not 0 <= sp[0] <= sp[1] <= len(self.text) for sp in spans):
-            raise MalformedRow("'sents' has offsets outside the passage")
+        if any(len(sp) != 2 or not 0 <= sp[0] <= sp[1] for sp in spans):
+            raise MalformedRow("'sents' has offsets out of order")
         return spans
 
     @cached_property
@@ -87,19 +94,19 @@ class Row:
             vectors = raw.reshape(-1, DIMENSIONS).astype(np.float32)
         except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
             raise MalformedRow(f"'svec' is not sentence vectors: {exc}") from None
-        if len(vectors) != len(self.sentences) or not np.isfinite(vectors).all():
+        if len(vectors) != len(self._spans()) or not np.isfinite(vectors).all():
             raise MalformedRow("'svec' does not hold one finite vector per sentence")
         return vectors
 
-    @property
-    def problem(self) -> str | None:
-        """Why this row cannot be used, or None: every field a reader relies on, checked."""
+    def problem(self, with_text: bool = True) -> str | None:
+        """Why this row cannot be used, or None: every field a reader relies on, checked (the sentence offsets
+        against the text too, when the text was read)."""
         problem = meta_problem(self.meta)
-        if problem is None and not isinstance(self.text, str):
-            problem = "its text is missing"
         if problem is None:
             try:
-                self.sentence_vectors  # noqa: B018 - checks the sentences too
+                self.sentence_vectors  # noqa: B018 - checks the offsets' form too
+                if with_text:
+                    self.sentences  # noqa: B018
             except MalformedRow as exc:
                 problem = str(exc)
         return problem
@@ -254,7 +261,7 @@ class Index:
         """What readers see: the rows of each document's newest complete version. Other rows (a version left
         behind or half written by an interrupted sync) are hidden, from `nearest` too, until the next call."""
         everything = self.rows()
-        rows = _usable(everything, lambda row: row.problem)
+        rows = _usable(everything, lambda row: row.problem())
         best: dict[str, tuple[int, str]] = {}
         counts: dict[tuple[str, str], int] = defaultdict(int)
         for row in rows:
@@ -286,7 +293,7 @@ class Index:
         """One DocState per stored (document, version), for one source or all."""
         where = {"source": source} if source is not None else None
         groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-        for row in _usable(self.rows(where, with_text=False), lambda row: meta_problem(row.meta)):
+        for row in _usable(self.rows(where, with_text=False), lambda row: row.problem(with_text=False)):
             groups[(row.meta["doc_key"], row.meta["version"])].append(row.meta)
         states = []
         for metas in groups.values():
@@ -304,6 +311,7 @@ class Index:
                     written=m.get("written", 0),
                     alternates=tuple(json.loads(m.get("alts") or "[]")),
                     minhash=m.get("minhash", ""),
+                    key=m["doc_key"],
                 )
             )
         return states
@@ -360,13 +368,13 @@ class Index:
     def add_alternate(self, state: DocState, location: str) -> None:
         """Record `location` as another place the document `state` was published."""
         alternates = json.dumps(sorted({*state.alternates, location}))
-        where = {"$and": [{"doc_key": doc_key(state.source, state.location)}, {"version": state.version}]}
+        where = {"$and": [{"doc_key": state.key or doc_key(state.source, state.location)}, {"version": state.version}]}
         ids = self.require().get(where=where, include=[])["ids"]
         if ids:
             self.collection.update(ids=ids, metadatas=[{"alts": alternates}] * len(ids))
 
     def delete_version(self, state: DocState) -> None:
-        key = doc_key(state.source, state.location)
+        key = state.key or doc_key(state.source, state.location)
         self.require().delete(where={"$and": [{"doc_key": key}, {"version": state.version}]})
 
 

@@ -128,7 +128,7 @@ def test_status_counts_match_the_collection_and_every_stored_passage_is_well_for
     assert run.status["busy"] is None
     max_tokens = ChunkingSettings().max_tokens
     for row in run.rows:
-        assert Row(row.id, row.text, row.meta).problem is None, row.id
+        assert Row(row.id, row.text, row.meta).problem() is None, row.id
         assert len(row.text) <= max_tokens * MAX_CHARS_PER_TOKEN, row.meta["location"]
     embed_texts = [f"{r.meta['title']}\n{r.text}" for r in run.rows]
     assert max(embedder.count_tokens(embed_texts)) <= max_tokens + 1
