@@ -10,13 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _ingest_inputs import fixture_text  # noqa: E402
+from _ingest_inputs import fixture_text, wait_for_healthz  # noqa: E402
 
 from conftest import DEALBOT, ROOT, SAMPLE, free_port  # noqa: E402
 from news_site import NewsSite, article_page  # noqa: E402
@@ -116,16 +115,7 @@ def test_serve_owns_the_store_an_ingest_and_an_ask_beside_it_are_refused_naming_
     port = free_port()
     server = start(ingested, "serve", "--http", "--port", str(port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with opener.open(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    assert r.status == 200
-                    break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.3)
+        wait_for_healthz(server, port)
         holder = f"pid {server.pid}: dealbot serve"
         ingest = dealbot(ingested, "ingest", "--source", str(SAMPLE))
         assert ingest.returncode == 1 and holder in ingest.stderr

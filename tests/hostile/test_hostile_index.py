@@ -10,14 +10,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _ingest_inputs import wait_for_healthz  # noqa: E402
+
 from conftest import DEALBOT, ROOT, SAMPLE, free_port, make_settings  # noqa: E402
 
 QUESTION = "When was the deal signed?"
@@ -179,17 +179,7 @@ def test_with_every_malformed_passage_at_once_ask_ingest_status_and_serve_still_
     serve = subprocess.Popen([str(DEALBOT), "serve", "--http", "--port", str(port)], env=env, cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with opener.open(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    assert r.status == 200
-                    break
-            except OSError:
-                assert serve.poll() is None, serve.stderr.read()[-2000:]
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.5)
+        wait_for_healthz(serve, port)
     finally:
         serve.send_signal(signal.SIGTERM)
         _, err = serve.communicate(timeout=60)
