@@ -40,6 +40,11 @@ class Pipeline:
         self.retriever = Retriever(self.index, self.embedder, settings.retrieval.k)
         self.embedder.encode_query("warm up")  # load the model now, not on the first question
 
+    def close(self) -> None:
+        """Let go of the embedded store, so that another process may write to it; the Pipeline is done with."""
+        if self._access is not None:
+            self._access.release()
+
     def refresh(self) -> None:
         """Rebuild everything derived from the index (passages, corpus statistics, BM25): call after an ingest run
         in this process, and the next question sees the new articles. Other processes' writes are picked up by the

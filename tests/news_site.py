@@ -327,3 +327,18 @@ def endless_chunks(h: BaseHTTPRequestHandler, site: NewsSite) -> None:
     chunk = b"<p>" + b"more " * 3000 + b"</p>"
     while not site.closing.is_set():
         h.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+
+
+def held(body: bytes, release: threading.Event):
+    """The page, sent only once `release` is set: keeps a client (an ingest) busy for as long as a test needs."""
+
+    def answer(h: BaseHTTPRequestHandler, site: NewsSite) -> None:
+        while not (release.wait(0.1) or site.closing.is_set()):
+            pass
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html; charset=utf-8")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    return answer

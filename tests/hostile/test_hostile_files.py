@@ -59,20 +59,26 @@ def run(tmp_path_factory, embedder) -> HostileRun:
         first = _dealbot("ingest", "--json", "--source", str(root), data=data)
         second = _dealbot("ingest", "--json", "--source", str(root), data=data)
         status = _dealbot("status", "--json", data=data)
-        answer = _dealbot("ask", "--json", "What is the launch code that nobody may read?", data=data)
     finally:
         for path in (root / "locked.md", root / "closed"):
             if path.exists():
                 path.chmod(0o700)
     assert first.returncode == 0, first.stderr[-3000:]
+    from bot.pipeline import Pipeline
+    from bot.render import answer_json
     from ingest.index import Index
 
-    rows = Index(make_settings(data), embedder.name, embedder.dimensions).rows()
+    settings = make_settings(data)
+    pipeline = Pipeline(settings, embedder=embedder)
+    answers = [answer_json(pipeline.ask(q)) for q in ("What is the launch code that nobody may read?",
+                                                      "What does the password file list for root?")]
+    pipeline.close()
+    rows = Index(settings, embedder.name, embedder.dimensions).rows()
     stored: dict[str, list[dict]] = {}
     for row in rows:
         stored.setdefault(row.meta["location"], []).append({**row.meta, "_text": row.text})
     return HostileRun(root, data, json.loads(first.stdout.splitlines()[-1]), json.loads(second.stdout.splitlines()[-1]),
-                      first.stderr, json.loads(status.stdout), answer.stdout + answer.stderr, rows, stored)
+                      first.stderr, json.loads(status.stdout), "\n".join(answers), rows, stored)
 
 
 def _failures(report: dict) -> dict[str, str]:
