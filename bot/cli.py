@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ingest.index import IndexAccessError
-from ingest.lock import LockHeld
+from ingest.lock import LockHeld, ReadAccess
 from ingest.settings import Settings, SettingsError, load_settings, source_spec
 
 from .evaluate import EvalFileError
@@ -420,12 +420,16 @@ def status(settings: Settings, as_json: bool):
 
     info = status_info(settings)
     sources = info["sources"]
+    busy = info["busy"]
     if as_json:
         click.echo(json.dumps(info))
         return
     click.echo(f"index:     {info['index']}\nmodel:     {info['model']}")
     click.echo(f"answers:   {'written by ' + info['llm_model'] if info['llm_model'] else 'offline (extractive)'}")
-    click.echo(f"documents: {info['documents']}\npassages:  {info['passages']}")
+    if busy:
+        click.echo(f"documents: not counted now: {busy}")
+    else:
+        click.echo(f"documents: {info['documents']}\npassages:  {info['passages']}")
     click.echo(f"schedule:  {info['schedule'] or 'none (run `dealbot ingest` yourself)'}")
     from .render import display_source, report_line
 
@@ -434,7 +438,8 @@ def status(settings: Settings, as_json: bool):
     for src in sources:
         name = src["name"] if src["name"] != src["location"] else display_source(src["location"])
         note = "" if src["configured"] else ", not configured any more"
-        click.echo(f"\n{name} ({src['kind']}{note}): {src['documents']} documents")
+        counted = "" if src["documents"] is None else f": {src['documents']} documents"
+        click.echo(f"\n{name} ({src['kind']}{note}){counted}")
         last = src["last_run"]
         if not last:
             click.echo("  never run")

@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 
 from ingest.embed import Embedder
 from ingest.index import Index
+from ingest.lock import ReadAccess
 from ingest.settings import Settings
 
 from .answer import compose, uncovered
@@ -32,11 +33,18 @@ class Pipeline:
             from .llm import LLMComposer
 
             self.llm = LLMComposer(settings.llm)
+        # The embedded store takes no reader while another process writes (ingest/lock.py): refused here, at once.
+        self._access = None if settings.server_mode else ReadAccess(settings.data_dir)
         self.embedder = embedder or Embedder(settings.embedding.batch_size, cache_dir=settings.data_dir / "models")
         self.index = Index(settings, self.embedder.name, self.embedder.dimensions)
         self.index.require()
         self.retriever = Retriever(self.index, self.embedder, settings.retrieval.k)
         self.embedder.encode_query("warm up")  # load the model now, not on the first question
+
+    def close(self) -> None:
+        """Let go of the embedded store, so that another process may write to it; the Pipeline is done with."""
+        if self._access is not None:
+            self._access.release()
 
     def refresh(self) -> None:
         """Rebuild everything derived from the index (passages, corpus statistics, BM25): call after an ingest run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import re
 import threading
@@ -15,11 +16,12 @@ from functools import cached_property
 import numpy as np
 
 from ingest.embed import Embedder
-from ingest.index import Index, Row
+from ingest.index import Index, MalformedRow, Row
 
 from .text import ROLES, STOPWORDS, _plain, is_calendar, name_pattern, stem, terms, venues, words
 from .types import Hit
 
+log = logging.getLogger("dealbot.retrieve")
 
 @dataclass(frozen=True)
 class CorpusStats:
@@ -200,6 +202,7 @@ class _Stored:
     doc_key: str
     version: str
     n: int
+    row: Row
 
 
 def _stored(row: Row) -> _Stored:
@@ -219,7 +222,19 @@ def _stored(row: Row) -> _Stored:
         published=m["published"] or None,
         alternates=tuple(json.loads(m.get("alts") or "[]")),
     )
-    return _Stored(hit, row.sentence_vectors, m["doc_key"], m["version"], int(m["n"]))
+    return _Stored(hit, row.sentence_vectors, m["doc_key"], m["version"], int(m["n"]), row)
+
+
+def _readable(rows: list[Row]) -> dict[str, _Stored]:
+    """The passages that can be held in memory, by id. The index already leaves out malformed rows; this is the
+    last guard, so that one odd passage is logged and skipped rather than keeping the bot from starting."""
+    passages: dict[str, _Stored] = {}
+    for row in rows:
+        try:
+            passages[row.id] = _stored(row)
+        except (MalformedRow, KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("skipping passage %s: %s", row.id, exc)
+    return passages
 
 
 def _fingerprint(text: str) -> str:
@@ -263,8 +278,8 @@ class Retriever:
         import bm25s
 
         count = self.index.count()
-        rows = self.index.passages()
-        passages = {row.id: _stored(row) for row in rows}
+        passages = _readable(self.index.passages())
+        rows = [s.row for s in passages.values()]
         stats = CorpusStats.from_rows(rows)
         ids = list(passages)
         bm25 = bm25s.BM25()

@@ -15,10 +15,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import Sequence
 from urllib.parse import urlparse
 
@@ -29,6 +31,8 @@ from .records import Passage
 from .settings import Settings
 
 SCHEMA = 1
+
+log = logging.getLogger("dealbot.index")
 
 
 class IndexAccessError(Exception):
@@ -50,6 +54,11 @@ class DocState:
     written: int = 0  # when this version was written (ns since the epoch); the newest complete version is shown
     alternates: tuple[str, ...] = ()  # locations of copies of this document that are not stored again
     minhash: str = ""  # the text's MinHash signature, for finding near-duplicates
+    key: str = ""  # the doc key its rows are stored under (what deleting it matches)
+
+
+class MalformedRow(ValueError):
+    """A stored passage whose metadata is not what ingest writes (written by another program, or damaged)."""
 
 
 @dataclass(frozen=True)
@@ -60,15 +69,103 @@ class Row:
     text: str
     meta: dict
 
-    @property
+    @cached_property
     def sentences(self) -> list[tuple[int, int]]:
-        return [tuple(map(int, s.split("-"))) for s in self.meta["sents"].split(",") if s]
+        """The sentences' (start, end) within the text; MalformedRow if they are not offsets into it."""
+        spans = self._spans()
+        if any(end > len(self.text) for _, end in spans):
+            raise MalformedRow("'sents' has offsets past the end of the passage's text")
+        return spans
 
-    @property
+    def _spans(self) -> list[tuple[int, int]]:
+        try:
+            spans = [tuple(map(int, s.split("-"))) for s in self.meta["sents"].split(",") if s]
+        except (KeyError, AttributeError, ValueError) as exc:
+            raise MalformedRow(f"'sents' is not a list of offsets: {exc}") from None
+        if any(len(sp) != 2 or not 0 <= sp[0] <= sp[1] for sp in spans):
+            raise MalformedRow("'sents' has offsets out of order")
+        return spans
+
+    @cached_property
     def sentence_vectors(self) -> np.ndarray:
         """One unit vector per sentence (stored as float16: ample for ranking, a quarter of the space)."""
-        raw = np.frombuffer(base64.b64decode(self.meta["svec"]), dtype=np.float16)
-        return raw.reshape(-1, DIMENSIONS).astype(np.float32)
+        try:
+            raw = np.frombuffer(base64.b64decode(self.meta["svec"], validate=True), dtype=np.float16)
+            vectors = raw.reshape(-1, DIMENSIONS).astype(np.float32)
+        except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
+            raise MalformedRow(f"'svec' is not sentence vectors: {exc}") from None
+        if len(vectors) != len(self._spans()) or not np.isfinite(vectors).all():
+            raise MalformedRow("'svec' does not hold one finite vector per sentence")
+        return vectors
+
+    def problem(self, with_text: bool = True) -> str | None:
+        """Why this row cannot be used, or None: every field a reader relies on, checked (the sentence offsets
+        against the text too, when the text was read)."""
+        problem = meta_problem(self.meta)
+        if problem is None:
+            try:
+                self.sentence_vectors  # noqa: B018 - checks the offsets' form too
+                if with_text:
+                    self.sentences  # noqa: B018
+            except MalformedRow as exc:
+                problem = str(exc)
+        return problem
+
+
+_TEXT_FIELDS = ("doc_id", "doc_key", "source", "location", "title", "url", "outlet", "author", "published",
+                "raw_hash", "text_hash", "version", "sents", "svec")
+_COUNT_FIELDS = ("n", "n_total", "start", "end")
+
+
+def meta_problem(meta) -> str | None:
+    """Why a passage's metadata is unusable, or None. What ingest writes always passes."""
+    if not isinstance(meta, dict):
+        return "it has no metadata"
+    for key in _TEXT_FIELDS:
+        if not isinstance(meta.get(key), str):
+            return f"'{key}' is missing or not text"
+    for key in _COUNT_FIELDS:
+        value = meta.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return f"'{key}' is missing or not a whole number"
+    if not meta["doc_id"] or not meta["doc_key"] or not meta["version"]:
+        return "'doc_id', 'doc_key' or 'version' is empty"
+    if meta["n"] >= meta["n_total"] or meta["start"] > meta["end"]:
+        return "'n' / 'n_total' or 'start' / 'end' are out of order"
+    written = meta.get("written", 0)
+    if not isinstance(written, int) or isinstance(written, bool):
+        return "'written' is not a whole number"
+    if not isinstance(meta.get("minhash", ""), str):
+        return "'minhash' is not text"
+    if meta["published"]:
+        try:
+            date.fromisoformat(meta["published"])
+        except ValueError:
+            return "'published' is not a date"
+    try:
+        alternates = json.loads(meta.get("alts") or "[]")
+    except (TypeError, ValueError):
+        return "'alts' is not a JSON list"
+    if not isinstance(alternates, list) or not all(isinstance(a, str) for a in alternates):
+        return "'alts' is not a JSON list of locations"
+    try:
+        outlets = json.loads(meta.get("alt_outlets") or "{}")
+    except (TypeError, ValueError):
+        return "'alt_outlets' is not a JSON object"
+    if not isinstance(outlets, dict) or not all(isinstance(v, str) for v in outlets.values()):
+        return "'alt_outlets' is not a JSON object of outlets"
+    return None
+
+
+def _usable(rows: list[Row], check) -> list[Row]:
+    """The rows that pass `check`; the others are logged once per read and left alone."""
+    good, bad = [], []
+    for row in rows:
+        (bad if (why := check(row)) else good).append((row, why))
+    if bad:
+        first, why = bad[0]
+        log.warning("skipping %d malformed passage(s) in the index (first: %s: %s)", len(bad), first.id, why)
+    return [row for row, _ in good]
 
 
 def doc_key(source: str, location: str) -> str:
@@ -169,7 +266,8 @@ class Index:
     def passages(self) -> list[Row]:
         """What readers see: the rows of each document's newest complete version. Other rows (a version left
         behind or half written by an interrupted sync) are hidden, from `nearest` too, until the next call."""
-        rows = self.rows()
+        everything = self.rows()
+        rows = _usable(everything, lambda row: row.problem())
         best: dict[str, tuple[int, str]] = {}
         counts: dict[tuple[str, str], int] = defaultdict(int)
         for row in rows:
@@ -180,7 +278,7 @@ class Index:
                 best[m["doc_key"]] = max(best.get(m["doc_key"], (-1, "")), (m.get("written", 0), m["version"]))
         shown = [r for r in rows if best.get(r.meta["doc_key"], (0, None))[1] == r.meta["version"]]
         shown_ids = {r.id for r in shown}
-        self._hidden = frozenset(r.id for r in rows if r.id not in shown_ids)
+        self._hidden = frozenset(r.id for r in everything if r.id not in shown_ids)
         return shown
 
     def rows(self, where: dict | None = None, with_text: bool = True) -> list[Row]:
@@ -193,7 +291,7 @@ class Index:
         while True:
             res = self.collection.get(where=where, include=include, limit=page, offset=len(out))
             docs = res.get("documents") or [""] * len(res["ids"])
-            out.extend(Row(id=i, text=t or "", meta=m) for i, t, m in zip(res["ids"], docs, res["metadatas"]))
+            out.extend(Row(id=i, text=t or "", meta=m or {}) for i, t, m in zip(res["ids"], docs, res["metadatas"]))
             if len(res["ids"]) < page:
                 return out
 
@@ -201,19 +299,21 @@ class Index:
         """The first passage (n = 0) of every stored document version, or of these documents': document-level
         facts (title, outlet, date, lead sentence, alternates) without reading every passage."""
         if doc_keys is None:
-            return self.rows({"n": 0})
-        keys = sorted(set(doc_keys))
-        return [
-            row
-            for lo in range(0, len(keys), 500)
-            for row in self.rows({"$and": [{"n": 0}, {"doc_key": {"$in": keys[lo : lo + 500]}}]})
-        ]
+            rows = self.rows({"n": 0})
+        else:
+            keys = sorted(set(doc_keys))
+            rows = [
+                row
+                for lo in range(0, len(keys), 500)
+                for row in self.rows({"$and": [{"n": 0}, {"doc_key": {"$in": keys[lo : lo + 500]}}]})
+            ]
+        return _usable(rows, lambda row: row.problem())
 
     def doc_states(self, source: str | None = None) -> list[DocState]:
         """One DocState per stored (document, version), for one source or all."""
         where = {"source": source} if source is not None else None
         groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-        for row in self.rows(where, with_text=False):
+        for row in _usable(self.rows(where, with_text=False), lambda row: row.problem(with_text=False)):
             groups[(row.meta["doc_key"], row.meta["version"])].append(row.meta)
         states = []
         for metas in groups.values():
@@ -231,6 +331,7 @@ class Index:
                     written=m.get("written", 0),
                     alternates=tuple(json.loads(m.get("alts") or "[]")),
                     minhash=m.get("minhash", ""),
+                    key=m["doc_key"],
                 )
             )
         return states
@@ -243,7 +344,7 @@ class Index:
         hashes = sorted(text_hashes)
         for lo in range(0, len(hashes), 500):
             where = {"text_hash": {"$in": hashes[lo : lo + 500]}}
-            for row in self.rows(where, with_text=False):
+            for row in _usable(self.rows(where, with_text=False), lambda row: meta_problem(row.meta)):
                 found[row.meta["text_hash"]].add(row.meta["location"])
         return found
 
@@ -287,7 +388,7 @@ class Index:
     def add_alternate(self, state: DocState, location: str, outlet: str = "") -> None:
         """Record `location` as another place the document `state` was published (by `outlet`, when known)."""
         alternates = json.dumps(sorted({*state.alternates, location}))
-        where = {"$and": [{"doc_key": doc_key(state.source, state.location)}, {"version": state.version}]}
+        where = {"$and": [{"doc_key": state.key or doc_key(state.source, state.location)}, {"version": state.version}]}
         found = self.require().get(where=where, include=["metadatas"])
         if found["ids"]:
             outlets = json.loads(found["metadatas"][0].get("alt_outlets") or "{}")
@@ -297,7 +398,7 @@ class Index:
             self.collection.update(ids=found["ids"], metadatas=[meta] * len(found["ids"]))
 
     def delete_version(self, state: DocState) -> None:
-        key = doc_key(state.source, state.location)
+        key = state.key or doc_key(state.source, state.location)
         self.require().delete(where={"$and": [{"doc_key": key}, {"version": state.version}]})
 
 

@@ -96,11 +96,16 @@ class FetchSettings:
     max_bytes: int = 5_000_000
     retries: int = 3
     backoff_seconds: float = 1.0
+    deadline_seconds: float = 60.0  # one URL: every attempt, redirect, back-off and the whole body
+    source_deadline_seconds: float = 900.0  # one web source: a feed and all of its pages
 
 
 @dataclass(frozen=True)
 class IngestSettings:
     schedule: str = ""
+    max_file_bytes: int = 10_000_000
+    max_front_matter_bytes: int = 65_536
+    max_title_chars: int = 300
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ HTTP validator is recorded only once its document is in the index, so the next r
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -35,8 +36,10 @@ from .lock import WriterLock
 from .records import Article, Passage
 from .runlog import HttpState
 from .settings import Settings, SourceSpec
-from .sources import RawDocument, ReadError, SourceError, list_files, parse, read_raw
+from .sources import RawDocument, ReadError, SourceError, parse, read_raw, scan
 from .web import read_web_source
+
+log = logging.getLogger("dealbot.ingest")
 
 COUNTS = ("added", "updated", "unchanged", "removed", "duplicates", "failed", "fetched", "not_modified")
 
@@ -159,9 +162,9 @@ def sync(
         if stop.is_set():
             report.stopped = True
             break
-        items += _list(spec, index, stored, alternates, state, fetcher, report, progress)
+        items += _list(spec, index, stored, alternates, state, fetcher, report, progress, settings)
 
-    changes = _changed_articles(index, items, stored, state, report)
+    changes = _changed_articles(index, items, stored, state, report, settings)
     live = [st for by_location in stored.values() for versions in by_location.values() for st in versions if st.complete]
     changes = _without_duplicates(index, changes, live, state, report)
     _write(index, changes, embedder, settings, state, report, progress, stop)
@@ -169,7 +172,7 @@ def sync(
     return report
 
 
-def _list(spec, index, stored, alternates, state, fetcher, report, progress) -> list[_Item]:
+def _list(spec, index, stored, alternates, state, fetcher, report, progress, settings) -> list[_Item]:
     """The documents of one source; prunes what vanished from a folder. A source that fails yields nothing.
     `alternates` are the locations stored as copies of other documents (a 304 for one of them is trustworthy)."""
     own = stored[spec.location]
@@ -193,18 +196,25 @@ def _list(spec, index, stored, alternates, state, fetcher, report, progress) -> 
 
     report.begin(spec, "file" if Path(spec.location).is_file() else "folder")
     try:
-        files = [(path, rel) for path, rel in list_files(spec.location) if spec.wants(str(path))]
+        listing = scan(spec.location)
     except SourceError as exc:
         report.fail(spec.location, spec.location, _reason(exc, spec.location))  # nothing of it is pruned
         return []
-    present = {str(path) for path, _ in files}
+    files = [f for f in listing.files if spec.wants(f.location)]
+    for location, reason in listing.problems:
+        if spec.wants(location):
+            report.fail(spec.location, location, reason)
+    # What could not be looked at (an unlistable folder, a file gone odd) is not taken for deleted.
+    present = {f.location for f in files} | {location for location, _ in listing.problems}
+    unlisted = [location for location, reason in listing.problems if reason.startswith("cannot list")]
     for location, versions in list(own.items()):
-        if location not in present:
+        if location not in present and not any(location.startswith(folder + "/") for folder in unlisted):
             for st in versions:
                 index.delete_version(st)
             del own[location]
             report.tally(spec.location, "removed")
-    return [_Item(spec, str(path), lambda p=path, r=rel: read_raw(spec.location, p, r)) for path, rel in files]
+    cap = settings.ingest.max_file_bytes
+    return [_Item(spec, f.location, lambda f=f: read_raw(spec.location, f.path, f.relpath, cap, listed=f)) for f in files]
 
 
 def _reason(exc: Exception, location: str) -> str:
@@ -212,7 +222,9 @@ def _reason(exc: Exception, location: str) -> str:
     return text[len(location) + 2 :] if text.startswith(location + ": ") else text
 
 
-def _changed_articles(index: Index, items: list[_Item], stored, state: HttpState, report: RunReport) -> list[_Change]:
+def _changed_articles(
+    index: Index, items: list[_Item], stored, state: HttpState, report: RunReport, settings: Settings
+) -> list[_Change]:
     changes: list[_Change] = []
     for item in items:
         source = item.spec.location
@@ -229,10 +241,13 @@ def _changed_articles(index: Index, items: list[_Item], stored, state: HttpState
                 if raw is not None and "://" in item.location:
                     state.remember(item.location, item.etag, item.last_modified)
                 continue
-            article = parse(raw)
+            article = parse(raw, settings.ingest)
             changes.append(_Change(article, old, item, minhash=signature(article.text)))
         except ReadError as exc:
             report.fail(source, item.location, str(exc))
+        except Exception as exc:  # a parser's own bug on a hostile file: that file fails, the run goes on
+            log.exception("reading %s", item.location)
+            report.fail(source, item.location, f"could not be read: {type(exc).__name__}: {str(exc)[:200]}")
     return changes
 
 
@@ -299,10 +314,7 @@ GROUP_PASSAGES = 1024
 def _write(index, changes: list[_Change], embedder: Embedder, settings: Settings, state, report, progress, stop):
     if not changes:
         return
-    chunked = [
-        (c, chunk(c.article, embedder.count_tokens, settings.chunking.max_tokens, settings.chunking.overlap_sentences))
-        for c in changes
-    ]
+    chunked = [(c, passages) for c in changes if (passages := _chunked(c, embedder, settings, report))]
     total = sum(len(passages) for _, passages in chunked)
     with tqdm(total=total, desc="embedding", unit="passage", disable=not progress, leave=False) as bar:
         for group in _groups(chunked, GROUP_PASSAGES):
@@ -324,6 +336,15 @@ def _write(index, changes: list[_Change], embedder: Embedder, settings: Settings
                 return
             _store(index, group, flat, vectors, sentence_vectors, state, report)
             report.passages_embedded += len(flat)
+
+
+def _chunked(change: _Change, embedder: Embedder, settings: Settings, report: RunReport) -> list[Passage]:
+    try:
+        return chunk(change.article, embedder.count_tokens, settings.chunking.max_tokens, settings.chunking.overlap_sentences)
+    except Exception as exc:  # one article the chunker cannot cut fails alone
+        log.exception("cutting %s into passages", change.article.location)
+        report.fail(change.article.source, change.article.location, f"could not be cut into passages: {type(exc).__name__}")
+        return []
 
 
 class _Stopped(Exception):

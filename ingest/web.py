@@ -9,6 +9,8 @@ cannot be fetched or understood is a SourceError, and nothing of it is touched i
 from __future__ import annotations
 
 import calendar
+import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
@@ -46,36 +48,56 @@ def read_web_source(
     `known(url)` says whether the index holds that page, so that asking conditionally (and trusting a 304) is safe.
     """
     url = spec.location
+    clock = _Clock(fetcher.settings.source_deadline_seconds)
     cached_entries = state.feed_entries(url)
     conditional = cached_entries is not None or known(url)
     try:
-        resp = fetcher.get(url, *(state.validators(url) if conditional else (None, None)))
+        resp = fetcher.get(url, *(state.validators(url) if conditional else (None, None)), seconds=clock.left())
     except FetchError as exc:
         raise SourceError(f"{url}: {exc}") from None
     if resp.not_modified:
         if cached_entries is not None:
-            return "feed", _read_entries(spec, cached_entries, fetcher, state, known, fail, progress)
+            return "feed", _read_entries(spec, cached_entries, fetcher, state, known, fail, progress, clock)
         return "page", [WebDocument(url, None)]
     feed = _as_feed(resp)
     if feed is not None:
         entries = _entries(feed)
         state.remember_feed(url, entries, resp.etag, resp.last_modified)
-        return "feed", _read_entries(spec, entries, fetcher, state, known, fail, progress)
+        return "feed", _read_entries(spec, entries, fetcher, state, known, fail, progress, clock)
     try:
         return "page", [_page(spec, url, resp)]
     except FetchError as exc:
         raise SourceError(f"{url}: {exc}") from None
 
 
-def _read_entries(spec, entries, fetcher, state, known, fail, progress) -> list[WebDocument]:
-    chosen = [e for e in entries if e["link"].startswith(("http://", "https://")) and spec.wants(e["link"])]
+class _Clock:
+    """The time a whole web source (a feed and all of its pages) may take."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.ends = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.ends - time.monotonic()
+
+
+def _read_entries(spec, entries, fetcher, state, known, fail, progress, clock: _Clock) -> list[WebDocument]:
+    for entry in entries:
+        if not entry["link"].lower().startswith(("http://", "https://")):
+            fail(entry["link"][:300], "a feed entry that does not link to an http(s) page: skipped")
+    chosen = [e for e in entries if e["link"].lower().startswith(("http://", "https://")) and spec.wants(e["link"])]
     if spec.max_entries:
         chosen = chosen[: spec.max_entries]
     pages = []
-    for entry in tqdm(chosen, desc=f"fetching {spec.label}", unit="page", disable=not progress, leave=False):
+    for i, entry in enumerate(tqdm(chosen, desc=f"fetching {spec.label}", unit="page", disable=not progress, leave=False)):
         link = entry["link"]
+        if clock.left() <= 0:  # the rest wait for the next run, which starts where this one stopped (304s are quick)
+            later = len(chosen) - i - 1
+            fail(link, f"not fetched: the source took its whole time ({clock.seconds:g}s, "
+                       f"fetch.source_deadline_seconds); this entry and {later:,} after it are tried next run")
+            break
         try:
-            resp = fetcher.get(link, *(state.validators(link) if known(link) else (None, None)))
+            resp = fetcher.get(link, *(state.validators(link) if known(link) else (None, None)), seconds=clock.left())
             if resp.not_modified:
                 pages.append(WebDocument(link, None))
                 continue
@@ -107,6 +129,8 @@ def _as_feed(resp: Response):
     looks_xml = head.startswith((b"<?xml", b"<rss", b"<feed", b"<rdf")) or any(t in resp.content_type for t in _FEED_TYPES)
     if not looks_xml or head.startswith((b"<!doctype html", b"<html")):
         return None
+    if _declares_entities(resp.data):
+        raise SourceError(f"{resp.url}: refused: the feed declares XML entities (<!ENTITY>), which are never expanded")
     import feedparser
 
     feed = feedparser.parse(resp.data, response_headers={"content-location": resp.url})
@@ -118,12 +142,23 @@ def _as_feed(resp: Response):
     raise SourceError(f"{resp.url}: malformed feed: {reason or 'not RSS or Atom'}")
 
 
+_DOCTYPE = re.compile(rb"<!DOCTYPE[^\[>]*\[(.*?)\]\s*>", re.S | re.I)
+
+
+def _declares_entities(data: bytes) -> bool:
+    """Whether the document's DOCTYPE declares entities: a feed never needs its own, and they are how a feed expands
+    to gigabytes ("billion laughs") or reaches for a local file (an external entity)."""
+    m = _DOCTYPE.search(data, 0, 1_000_000)
+    return bool(m and b"<!ENTITY" in m.group(1).upper())
+
+
 def _entries(feed) -> list[dict]:
-    out = []
+    out, seen = [], set()
     for entry in feed.entries:
         link = entry.get("link") or ""
-        if not link:
+        if not link or link in seen:  # an entry listed twice is fetched once
             continue
+        seen.add(link)
         stamp = entry.get("published_parsed") or entry.get("updated_parsed")
         published = (
             datetime.fromtimestamp(calendar.timegm(stamp), tz=timezone.utc).date().isoformat() if stamp else None

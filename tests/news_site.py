@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 
 # --- fixture article bodies (test fixtures, facts only) -------------------------------------------------------
 
@@ -111,6 +112,8 @@ class Resource:
     validators: bool = True
     send_etag: bool = True  # False: Last-Modified only
     modified: float = field(default_factory=lambda: 1751000000.0)
+    headers: dict = field(default_factory=dict)  # sent as well, or instead: Location, Content-Encoding, a lying Content-Length
+    raw: Callable | None = None  # raw(handler, site) answers the request itself, byte by byte if it likes
 
     @property
     def etag(self) -> str:
@@ -123,6 +126,7 @@ class NewsSite:
     def __init__(self):
         self.resources: dict[str, Resource] = {}
         self.log: list[tuple[str, int, dict]] = []
+        self.closing = threading.Event()  # set on exit: hostile handlers that stall stop stalling
         self._lock = threading.Lock()
         site = self
 
@@ -143,6 +147,7 @@ class NewsSite:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -161,6 +166,14 @@ class NewsSite:
         path = h.path.split("?")[0]
         res = self.resources.get(path)
         headers = {k: v for k, v in h.headers.items()}
+        if res is not None and res.raw is not None:
+            with self._lock:
+                self.log.append((path, 0, headers))
+            try:
+                res.raw(h, self)
+            except OSError:  # the client gave up: that is what these handlers test
+                pass
+            return
         status = 404 if res is None else res.status
         if res is not None and res.fail_first > 0:
             res.fail_first -= 1
@@ -178,16 +191,18 @@ class NewsSite:
         try:
             h.send_response(status)
             if status == 200:
-                h.send_header("Content-Type", res.content_type)
-                h.send_header("Content-Length", str(len(res.body)))
+                sent = {"Content-Type": res.content_type, "Content-Length": str(len(res.body))}
                 if res.validators:
                     if res.send_etag:
-                        h.send_header("ETag", res.etag)
-                    h.send_header("Last-Modified", formatdate(res.modified, usegmt=True))
+                        sent["ETag"] = res.etag
+                    sent["Last-Modified"] = formatdate(res.modified, usegmt=True)
+                for name, value in {**sent, **res.headers}.items():
+                    h.send_header(name, value)
                 h.end_headers()
                 h.wfile.write(res.body)
             else:
-                h.send_header("Content-Length", "0")
+                for name, value in {"Content-Length": "0", **(res.headers if res else {})}.items():
+                    h.send_header(name, value)
                 h.end_headers()
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -227,3 +242,103 @@ def build_site(site: NewsSite) -> None:
              content_type="text/plain")
     site.put("/feeds/broken", '<?xml version="1.0"?><rss version="2.0"><channel><title>Broken<item>',
              content_type="application/rss+xml")
+
+
+# --- hostile servers: each answers one request in a way a broken or malicious site might -------------------------
+
+
+def trickle(body: bytes, every: float = 1.0, declared: int | None = None, chunked: bool = False):
+    """Headers at once, then the body one byte every `every` seconds (a Content-Length of `declared`, or chunked)."""
+
+    def answer(h: BaseHTTPRequestHandler, site: NewsSite) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html; charset=utf-8")
+        h.send_header(*(("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(declared or len(body)))))
+        h.end_headers()
+        for byte in body:
+            if site.closing.wait(every):
+                return
+            h.wfile.write(b"1\r\n" + bytes([byte]) + b"\r\n" if chunked else bytes([byte]))
+            h.wfile.flush()
+
+    return answer
+
+
+def silence(h: BaseHTTPRequestHandler, site: NewsSite) -> None:
+    """Accept the request and never answer."""
+    site.closing.wait(120)
+
+
+def header_trickle(h: BaseHTTPRequestHandler, site: NewsSite) -> None:
+    """A status line, then header bytes one every half second, never ending."""
+    h.wfile.write(b"HTTP/1.1 200 OK\r\n")
+    h.wfile.flush()
+    while not site.closing.wait(0.5):
+        h.wfile.write(b"X")
+        h.wfile.flush()
+
+
+def stall_after(body: bytes, declared: int):
+    """A Content-Length larger than the body: the body, then silence with the connection left open."""
+
+    def answer(h: BaseHTTPRequestHandler, site: NewsSite) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html; charset=utf-8")
+        h.send_header("Content-Length", str(declared))
+        h.end_headers()
+        h.wfile.write(body)
+        h.wfile.flush()
+        site.closing.wait(120)
+
+    return answer
+
+
+def cut_short(body: bytes, declared: int):
+    """A Content-Length larger than the body: the body, then the connection closed."""
+
+    def answer(h: BaseHTTPRequestHandler, site: NewsSite) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html; charset=utf-8")
+        h.send_header("Content-Length", str(declared))
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.wfile.write(body)
+        h.close_connection = True
+
+    return answer
+
+
+def raw_bytes(data: bytes):
+    """Whatever bytes, as the whole answer, then the connection closed."""
+
+    def answer(h: BaseHTTPRequestHandler, site: NewsSite) -> None:
+        h.wfile.write(data)
+        h.close_connection = True
+
+    return answer
+
+
+def endless_chunks(h: BaseHTTPRequestHandler, site: NewsSite) -> None:
+    """A chunked body that never ends, as fast as the client reads it."""
+    h.send_response(200)
+    h.send_header("Content-Type", "text/html; charset=utf-8")
+    h.send_header("Transfer-Encoding", "chunked")
+    h.end_headers()
+    chunk = b"<p>" + b"more " * 3000 + b"</p>"
+    while not site.closing.is_set():
+        h.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+
+
+def held(body: bytes, release: threading.Event):
+    """The page, sent only once `release` is set: keeps a client (an ingest) busy for as long as a test needs."""
+
+    def answer(h: BaseHTTPRequestHandler, site: NewsSite) -> None:
+        while not (release.wait(0.1) or site.closing.is_set()):
+            pass
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html; charset=utf-8")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    return answer

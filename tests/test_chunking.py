@@ -27,12 +27,12 @@ def test_passages_fit_the_model_and_overlap_by_one_sentence(embedder):
         for p in passages:
             assert p.total == len(passages)
             assert p.text == a.text[p.start : p.end]
-            if len(p.sentences) > 1:  # a lone over-long sentence is allowed to exceed
-                assert embedder.count_tokens([p.embed_text])[0] <= max_tokens + 1
+            assert embedder.count_tokens([p.embed_text])[0] <= max_tokens + 1  # over-long sentences are cut too
         for prev, nxt in zip(passages, passages[1:]):
             assert nxt.sentences[0] == prev.sentences[-1] or len(prev.sentences) == 1
-        covered = {s for p in passages for s in p.sentences}
-        assert covered == set(split_sentences(a.text))
+        covered = sorted({s for p in passages for s in p.sentences})
+        squeeze = lambda spans: "".join(a.text[s:e] for s, e in spans).replace(" ", "").replace("\n", "")  # noqa: E731
+        assert squeeze(covered) == squeeze(split_sentences(a.text)), "every word is in some passage, once per piece"
 
 
 def test_smaller_budget_means_more_passages(embedder):
