@@ -188,12 +188,18 @@ def ask(
     line or Ctrl-D ends it, /new starts over). From a pipe, one question per line, each answered on its own,
     unless --chat makes the lines one conversation. The model and the index are loaded once.
 
+    A question longer than ask.max_question_chars is cut at a word, with a note. With --json every input line gets
+    exactly one output line, a blank one too (answered: false, with the reason); bytes that are not UTF-8 are
+    replaced.
+
     With an LLM configured (llm.model or --model) the answer is printed as it is written when stdout is a terminal;
     when the model fails, the offline answer is given and the reason goes to stderr.
     """
     from .pipeline import Pipeline
+    from .question import prepare
     from .render import answer_json, answer_text, explain_text
     from .retrieve import Filters
+    from .types import Answer
 
     filters = Filters(since, until, tuple(sources))
     interactive = question is None and sys.stdin.isatty()
@@ -202,30 +208,15 @@ def ask(
     live = pipeline.llm is not None and not as_json and sys.stdout.isatty()
     history: list = []
 
-    def lines():
-        if question is not None:
-            yield question
-            return
-        while True:
-            if interactive:
-                try:
-                    line = input("> " if not history else "… ")
-                except EOFError:
-                    click.echo()
-                    return
-                if not line.strip():
-                    return
-            else:
-                line = sys.stdin.readline()
-                if not line:
-                    return
-            yield line.strip()
-
     if interactive:
         click.echo("Ask about the articles; follow-ups continue the conversation. Empty line to quit, /new to start over.")
     first = True
-    for q in lines():
+    for line in [question] if question is not None else _question_lines(interactive, history):
+        asked = prepare(line, settings.ask.max_question_chars)
+        q = asked.text
         if not q:
+            if as_json:  # one output line per input line, so answers pair with the questions
+                click.echo(answer_json(Answer(q, False, reason=asked.empty_reason)))
             continue
         if conversation and q == "/new":
             history.clear()
@@ -241,11 +232,13 @@ def ask(
         if conversation:
             history.append(answer)
         if as_json:
-            click.echo(answer_json(answer, explain))
+            click.echo(answer_json(answer, explain, note=asked.note))
         else:
             text = answer_text(answer)
             if conversation and answer.asked and answer.asked != q:
                 text = f"(read as: {answer.asked})\n{text}"
+            if asked.note:
+                text = f"({asked.note})\n{text}"
             if explain:
                 text += "\n\n" + explain_text(answer)
             click.echo(text)
@@ -253,6 +246,27 @@ def ask(
                 click.echo(f"dealbot: offline answer: {answer.fallback_reason}", err=True)
         sys.stdout.flush()
         first = False
+
+
+def _question_lines(interactive: bool, history: list):
+    """The questions typed at the terminal (until an empty line or Ctrl-D), or the lines of stdin, blank ones
+    included. Bytes that are not UTF-8 are replaced rather than fatal."""
+    if hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="replace", newline="\n")  # a lone \r is no line break
+    while True:
+        if interactive:
+            try:
+                line = input("> " if not history else "… ")
+            except EOFError:
+                click.echo()
+                return
+            if not line.strip():
+                return
+        else:
+            line = sys.stdin.readline()
+            if not line:
+                return
+        yield line
 
 
 @cli.command("eval")
