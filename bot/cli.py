@@ -367,7 +367,8 @@ def _margin(a: float | None, b: float | None) -> str:
 @click.pass_obj
 @_errors_as_cli_errors
 def status(settings: Settings, as_json: bool):
-    """What the index holds: documents, passages, the model, the last run, and each source's last run and errors."""
+    """What the index holds: documents, passages, the model, the last run, and each source's last run and errors;
+    and how many Slack replies are waiting to be delivered."""
     from ingest import runlog
     from ingest.embed import DIMENSIONS, MODEL_NAME
     from ingest.index import Index
@@ -397,6 +398,7 @@ def status(settings: Settings, as_json: bool):
         "sources": sources,
         "last_run": runlog.last_run(settings.state_db),
         "llm_model": settings.llm.model or None,
+        **_slack_deliveries(settings),
     }
     if as_json:
         click.echo(json.dumps(info))
@@ -405,6 +407,8 @@ def status(settings: Settings, as_json: bool):
     click.echo(f"answers:   {'written by ' + info['llm_model'] if info['llm_model'] else 'offline (extractive)'}")
     click.echo(f"documents: {info['documents']}\npassages:  {info['passages']}")
     click.echo(f"schedule:  {info['schedule'] or 'none (run `dealbot ingest` yourself)'}")
+    click.echo(f"slack:     {info['slack_pending']} replies waiting to be delivered"
+               + (f", {info['slack_undelivered']} given up" if info["slack_undelivered"] else ""))
     from .render import display_source, report_line
 
     run = info["last_run"]
@@ -425,6 +429,16 @@ def status(settings: Settings, as_json: bool):
             click.echo(f"  failed: {f['location']}: {f['reason']}")
 
 
+def _slack_deliveries(settings: Settings) -> dict:
+    """Replies the Slack bot still has to deliver (retried while Slack fails), and those it gave up on."""
+    if not settings.slack_db.exists():
+        return {"slack_pending": 0, "slack_undelivered": 0}
+    from .slack.store import SlackStore
+
+    counts = SlackStore(settings.slack_db).delivery_counts()
+    return {"slack_pending": counts["pending"], "slack_undelivered": counts["failed"]}
+
+
 @cli.command()
 @click.option("--http", "http_mode", is_flag=True, help="Serve the Events API over HTTP instead of Socket Mode.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind in HTTP mode.")
@@ -442,7 +456,7 @@ def serve(settings: Settings, http_mode: bool, host: str, port: int):
     import os
     import signal
 
-    from .slack.app import SlackConfigError, create_app, secrets_from_env
+    from .slack.app import SlackConfigError, context_of, create_app, secrets_from_env
     from .slack.server import make_http_server, serve_socket_mode
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -468,6 +482,8 @@ def serve(settings: Settings, http_mode: bool, host: str, port: int):
                 serve_socket_mode(app, secrets.app_token)
         except KeyboardInterrupt:
             click.echo("dealbot: stopping", err=True)
+        finally:
+            context_of(app).courier.stop()  # what is undelivered stays in slack.sqlite for the next start
 
 
 @contextmanager

@@ -1,36 +1,61 @@
-"""Button clicks: feedback on an answer, and sharing a private answer in the channel."""
+"""Button clicks: feedback on an answer, and sharing a private answer in the channel. Acknowledged at once; the
+vote is recorded and the replies sent afterwards, on the answer pool."""
 
 from __future__ import annotations
 
 import json
+import uuid
 
 from slack_bolt import App
 
-from .answering import answer_from_payload
+from .answering import answer_from_payload, post, reply
 from .blocks import FEEDBACK_DOWN, FEEDBACK_UP, SHARE, answer_message, notice
 
 
+def _ack(ack):
+    ack()
+
+
+def _answer_id(action: dict) -> int | None:
+    try:
+        value = json.loads(action.get("value") or "")
+        return int(value["answer_id"])
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 def register(app: App, ctx) -> None:
-    @app.action(FEEDBACK_UP)
-    @app.action(FEEDBACK_DOWN)
-    def on_feedback(ack, body, action, respond):
-        ack()
-        answer_id = json.loads(action["value"])["answer_id"]
+    def on_feedback(body, action):
+        answer_id, url = _answer_id(action), body.get("response_url")
+        if answer_id is None or ctx.store.answer_payload(answer_id) is None:
+            if url:
+                reply(ctx, f"feedback:{uuid.uuid4().hex}", url, notice("Sorry, I can't find that answer any more."),
+                      response_type="ephemeral", replace_original=False)
+            return
         vote = "up" if action["action_id"] == FEEDBACK_UP else "down"
         channel = (body.get("channel") or {}).get("id")
-        ctx.store.record_feedback(answer_id, body["user"]["id"], channel, vote)
-        respond(response_type="ephemeral", replace_original=False, **notice("Thanks, your feedback is recorded."))
+        ctx.store.record_feedback(answer_id, (body.get("user") or {}).get("id"), channel, vote)
+        if url:
+            reply(ctx, f"feedback:{uuid.uuid4().hex}", url, notice("Thanks, your feedback is recorded."),
+                  response_type="ephemeral", replace_original=False)
 
-    @app.action(SHARE)
-    def on_share(ack, body, action, client, respond):
-        ack()
-        answer_id = json.loads(action["value"])["answer_id"]
-        payload = ctx.store.answer_payload(answer_id)
+    def on_share(body, action):
+        answer_id, url = _answer_id(action), body.get("response_url")
+        payload = ctx.store.answer_payload(answer_id) if answer_id is not None else None
         channel = (body.get("channel") or {}).get("id")
+        key = f"share:{uuid.uuid4().hex}"
         if payload is None or channel is None:
-            respond(response_type="ephemeral", replace_original=False, **notice("That answer can no longer be shared."))
+            if url:
+                reply(ctx, key, url, notice("That answer can no longer be shared."), response_type="ephemeral",
+                      replace_original=False)
             return
         answer = answer_from_payload(payload)
-        message = answer_message(answer, answer_id, note=f"Shared from /dealbot. The question: {answer.question}")
-        client.chat_postMessage(channel=channel, unfurl_links=False, unfurl_media=False, **message)
-        respond(delete_original=True)
+        message = answer_message(answer, answer_id, note=f"Shared from /dealbot. The question: {answer.question}",
+                                 limits=ctx.limits)
+        post(ctx, key, channel, message)
+        if url:
+            reply(ctx, f"{key}:delete", url, {}, delete_original=True)
+
+    app.action(FEEDBACK_UP)(ack=_ack, lazy=[on_feedback])
+    app.action(FEEDBACK_DOWN)(ack=_ack, lazy=[on_feedback])
+    app.action(SHARE)(ack=_ack, lazy=[on_share])

@@ -1,24 +1,32 @@
-"""The /dealbot slash command: acknowledged at once, answered privately, with a button to share the answer."""
+"""The /dealbot slash command: acknowledged at once (before any work, in the request's own thread), answered
+privately through its response URL, with a button to share the answer."""
 
 from __future__ import annotations
 
+import uuid
+
 from slack_bolt import App
 
-from .answering import clean_question, compose_message, enabled_in
-from .blocks import USAGE, notice
+from .answering import clean_question, enabled_in, reply
+from .blocks import USAGE, WORKING, notice
 
 
 def register(app: App, ctx) -> None:
-    @app.command("/dealbot")
-    def on_command(ack, command, respond):
-        question, note = clean_question(command.get("text", ""), ctx.settings.slack.max_question_chars)
-        if not question:
-            ack(text=USAGE)
+    def acknowledge(ack, command):
+        question, _ = clean_question(command.get("text", ""), ctx.settings.slack_question_chars)
+        ack(text=WORKING if question else USAGE)
+
+    def answer(command):
+        question, note = clean_question(command.get("text", ""), ctx.settings.slack_question_chars)
+        url = command.get("response_url")
+        if not question or not url:
             return
-        ack(text="Looking through the articles…")
         channel, user = command.get("channel_id"), command.get("user_id")
+        key = f"command:{command.get('trigger_id') or uuid.uuid4().hex}"
         if not enabled_in(ctx, channel, in_dm=str(channel).startswith("D")):
-            respond(response_type="ephemeral", **notice("I'm not enabled in this channel."))
+            reply(ctx, key, url, notice("I'm not enabled in this channel."), response_type="ephemeral")
             return
-        message = compose_message(ctx, question, channel, user, note=note, share=True)
-        respond(response_type="ephemeral", replace_original=True, **message)
+        reply(ctx, key, url, question=question, note=note, user=user, channel=channel, response_type="ephemeral",
+              replace_original=True)
+
+    app.command("/dealbot")(ack=acknowledge, lazy=[answer])
