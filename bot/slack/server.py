@@ -89,7 +89,7 @@ def _check_form(body: bytes, content_type: str) -> None:
             payload = parse_qs(text, strict_parsing=bool(text)).get("payload")
             if payload and not isinstance(json.loads(payload[0]), dict):
                 raise ValueError("payload is not a JSON object")
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise Refused("400 Bad Request", f"a signed body that does not parse ({type(exc).__name__})") from None
 
 
