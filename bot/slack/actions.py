@@ -16,6 +16,12 @@ def _ack(ack):
     ack()
 
 
+def _id(value) -> str | None:
+    """The id of a payload's user or channel ({"id": ...}), if it is one."""
+    found = value.get("id") if isinstance(value, dict) else None
+    return found if isinstance(found, str) else None
+
+
 def _answer_id(action: dict) -> int | None:
     try:
         value = json.loads(action.get("value") or "")
@@ -24,25 +30,29 @@ def _answer_id(action: dict) -> int | None:
         return None
 
 
+def _url(body: dict) -> str | None:
+    url = body.get("response_url")
+    return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
+
+
 def register(app: App, ctx) -> None:
     def on_feedback(body, action):
-        answer_id, url = _answer_id(action), body.get("response_url")
+        answer_id, url = _answer_id(action), _url(body)
         if answer_id is None or ctx.store.answer_payload(answer_id) is None:
             if url:
                 reply(ctx, f"feedback:{uuid.uuid4().hex}", url, notice("Sorry, I can't find that answer any more."),
                       response_type="ephemeral", replace_original=False)
             return
         vote = "up" if action["action_id"] == FEEDBACK_UP else "down"
-        channel = (body.get("channel") or {}).get("id")
-        ctx.store.record_feedback(answer_id, (body.get("user") or {}).get("id"), channel, vote)
+        ctx.store.record_feedback(answer_id, _id(body.get("user")), _id(body.get("channel")), vote)
         if url:
             reply(ctx, f"feedback:{uuid.uuid4().hex}", url, notice("Thanks, your feedback is recorded."),
                   response_type="ephemeral", replace_original=False)
 
     def on_share(body, action):
-        answer_id, url = _answer_id(action), body.get("response_url")
+        answer_id, url = _answer_id(action), _url(body)
         payload = ctx.store.answer_payload(answer_id) if answer_id is not None else None
-        channel = (body.get("channel") or {}).get("id")
+        channel = _id(body.get("channel"))
         key = f"share:{uuid.uuid4().hex}"
         if payload is None or channel is None:
             if url:

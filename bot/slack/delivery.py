@@ -350,12 +350,10 @@ class Courier:
         return Outcome(True)
 
     def _respond(self, job: Job) -> Outcome:
-        if not self.api_up():
-            raise Retry(Outcome(False, error="Slack is failing", retry_after=self._down_until - time.monotonic()))
+        """A response URL is its own endpoint: its failures are this delivery's, not a sign the Web API is down."""
         outcome = respond(job.response_url, {**job.response, **job.message}, self.settings.api_timeout_seconds)
         if outcome.ok or outcome.permanent:
             return outcome
-        self._failed(outcome)
         raise Retry(outcome)
 
     def _call(self, method, **kwargs) -> Outcome:

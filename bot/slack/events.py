@@ -32,15 +32,15 @@ def register(app: App, ctx) -> None:
 
 
 def _handle(ctx, event: dict, in_dm: bool) -> None:
-    if event.get("bot_id") or event.get("subtype") not in _NEW_HUMAN_MESSAGE or not event.get("user"):
+    if event.get("bot_id") or event.get("subtype") not in _NEW_HUMAN_MESSAGE:
         return
-    channel, ts = event.get("channel"), event.get("ts")
-    if not isinstance(channel, str) or not isinstance(ts, str):
-        return
+    channel, ts, user, thread = (event.get(k) for k in ("channel", "ts", "user", "thread_ts"))
+    if not all(isinstance(v, str) and v for v in (channel, ts, user)) or not isinstance(thread, (str, type(None))):
+        return  # not a message a person wrote, as Slack describes one
     # The message's identity, not the retry header: a retry may be the only delivery, and a DM mention may
     # arrive both as app_mention and as message.im.
     key = f"question:{channel}:{ts}"
-    thread_ts = event.get("thread_ts") or (None if in_dm else ts)
+    thread_ts = thread or (None if in_dm else ts)
     if not enabled_in(ctx, channel, in_dm):
         if ctx.store.take(key):
             post(ctx, f"not-enabled:{channel}", channel, notice("I'm not enabled in this channel."), thread_ts,
@@ -50,5 +50,4 @@ def _handle(ctx, event: dict, in_dm: bool) -> None:
     if not question:
         post(ctx, key, channel, notice(USAGE), thread_ts, taken=key)
         return
-    answer_in_thread(ctx, key, channel, thread_ts, ts, question, event["user"], note,
-                     history=bool(event.get("thread_ts")))
+    answer_in_thread(ctx, key, channel, thread_ts, ts, question, user, note, history=bool(thread))

@@ -77,6 +77,7 @@ BROKEN = b'{"type": "event_callback", "event": {"type": "app_mention", "text": '
 HUGE = b'{"a": "' + b"x" * 2_000_000 + b'"}'
 NOW = lambda: str(int(time.time()))  # noqa: E731
 ZEROS = "v0=" + "0" * 64
+SLACK_TEXT_LIMIT = 40_000  # Slack cuts a message's text there: no longer question arrives from Slack
 
 # (id, body, headers, expected status). Headers are checked first, then the size, then the signature, then the form.
 UNSIGNED = [
@@ -99,8 +100,8 @@ UNSIGNED = [
     ("signature-v1", EVENT, {**_signed(EVENT), "X-Slack-Signature": "v1=" + "a" * 64}, 401),
     ("signature-of-another-body", EVENT, _signed(EVENT.replace(b"signed", b"sealed")), 401),
     ("signature-upper-case", EVENT, {**_signed(EVENT), "X-Slack-Signature": _signed(EVENT)["X-Slack-Signature"].upper()}, 401),
-    ("signature-nul", EVENT, {"X-Slack-Request-Timestamp": "1700000000", "X-Slack-Signature": b"v0=\x00"}, 401),
-    ("huge-body-no-headers", HUGE, {"Content-Type": "application/json"}, 401),
+    ("signature-nul", EVENT, {"X-Slack-Request-Timestamp": "1700000000", "X-Slack-Signature": b"v0=\x00"}, 400),
+    ("huge-body-no-headers", HUGE, {"Content-Type": "application/json"}, 413),  # waitress: never read
     ("huge-body-forged", HUGE, _signed(HUGE, "not-the-secret"), 413),
     ("content-length-lies", EVENT, {**_signed(EVENT, "not-the-secret"), "Content-Length": str(10 ** 12)}, 413),
     ("content-length-letters", EVENT, {**_signed(EVENT, "not-the-secret"), "Content-Length": "ten"}, 400),
@@ -134,8 +135,9 @@ def test_an_unsigned_or_malformed_request_is_refused_before_parsing(bot, fake, c
     got, _ = send_raw(url, body, headers)
     assert got == status
     refusals = _refusals(caplog)
-    # One short line (a body over waitress's own cap may be refused by waitress before the app sees it).
-    assert len(refusals) == 1 or (status == 413 and not refusals)
+    # One short line; waitress itself refuses some requests before the app sees them (a NUL in a header, a body
+    # over the cap), without a line of ours.
+    assert len(refusals) == 1 or (status in (400, 413) and not refusals)
     assert all(len(r.getMessage()) < 200 and r.exc_info is None for r in refusals)
     assert not [r for r in caplog.records if r.exc_info]
     time.sleep(0.2)
@@ -245,6 +247,7 @@ def test_a_signed_odd_payload_is_acknowledged_and_never_crashes(bot, fake, caplo
 def test_a_hostile_question_in_slack_gets_exactly_one_reply(bot, fake, name, text):
     url, _ = bot
     channel = f"C-{name}"
+    text = text[:SLACK_TEXT_LIMIT]
     event = app_mention(text, channel=channel)
     started = time.monotonic()
     assert post_event(url, event_callback(event), SECRET)[0] == 200
@@ -276,7 +279,9 @@ SLASH = [q for q in QUESTIONS if q[0] in {"empty", "nul-only", "100kb-words", "c
 def test_a_hostile_slash_command_is_acked_and_answered_once_privately(bot, fake, name, text):
     url, _ = bot
     hook = f"h-{name}"
-    body = urlencode(slash_command(text, response_url=fake.response_url(hook))).encode()
+    text = text[:SLACK_TEXT_LIMIT]
+    # A lone surrogate goes as the bytes it stands for (%ED%B3%BF...): invalid UTF-8 inside the form.
+    body = urlencode(slash_command(text, response_url=fake.response_url(hook)), errors="surrogatepass").encode()
     started = time.monotonic()
     status, ack = send_raw(url, body, {**_signed(body), "Content-Type": "application/x-www-form-urlencoded"})
     assert status == 200 and time.monotonic() - started < 3
