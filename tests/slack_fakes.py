@@ -129,6 +129,7 @@ class FakeSlackAPI:
         self._outages: list[Outage] = []
         self._messages: dict[str, list[Json]] = {}  # channel -> the bot's messages there, as Slack would show them
         self._ephemeral: dict[str, list[Json]] = {}  # response URL name -> the ephemeral messages shown through it
+        self._posted: dict[str, list[Json]] = {}  # channel -> every message the bot ever posted (deleted ones marked)
         self._failures: dict[str, list[tuple[int, int, str]]] = {}
         self._replies: dict[tuple[str, str], list[Json]] = {}
         self._responses: dict[str, Reply] = {}
@@ -205,6 +206,11 @@ class FakeSlackAPI:
         with self._lock:
             return [dict(m) for m in self._messages.get(channel, []) if m.get("thread_ts") == thread_ts]
 
+    def posted(self, channel: str, thread_ts: str | None) -> list[Json]:
+        """Every message the bot ever posted in that thread, as it last looked; deleted ones have "deleted": True."""
+        with self._lock:
+            return [dict(m) for m in self._posted.get(channel, []) if m.get("thread_ts") == thread_ts]
+
     def channel_messages(self, channel: str) -> list[Json]:
         with self._lock:
             return [dict(m) for m in self._messages.get(channel, [])]
@@ -220,7 +226,7 @@ class FakeSlackAPI:
         running."""
         with self._lock:
             for store in (self._calls, self._failures, self._replies, self._responses, self._outages, self._messages,
-                          self._ephemeral):
+                          self._ephemeral, self._posted):
                 store.clear()
 
     @property
@@ -264,6 +270,8 @@ class FakeSlackAPI:
             self._calls.append(call)
             custom = self._responses.get(method)
             reply = self._default_reply(call) if custom is None else custom(call) if callable(custom) else dict(custom)
+            if method in ("chat.postMessage", "chat.update") and (error := _invalid_message(args)):
+                reply = {"ok": False, "error": error}
             if reply.get("ok"):
                 self._apply(call, reply)
             return 200, {}, reply
@@ -276,12 +284,14 @@ class FakeSlackAPI:
                        "thread_ts": a.get("thread_ts") or None, "metadata": _blocks(a.get("metadata")),
                        "user": BOT_USER, "bot_id": BOT_ID}
             self._messages.setdefault(str(a.get("channel")), []).append(message)
+            self._posted.setdefault(str(a.get("channel")), []).append(message)
         elif m in ("chat.update", "chat.delete"):
             messages = self._messages.get(str(a.get("channel")), [])
             for i, message in enumerate(messages):
                 if message["ts"] == a.get("ts"):
                     if m == "chat.delete":
                         del messages[i]
+                        message["deleted"] = True
                     else:
                         message.update(text=a.get("text", ""), blocks=_blocks(a.get("blocks")), edited=True)
                     break
@@ -297,7 +307,7 @@ class FakeSlackAPI:
     def _default_reply(self, call: Call) -> Json:
         a, m = call.args, call.method
         if m in ("chat.postMessage", "chat.postEphemeral"):
-            ts = f"{int(time.time())}.{next(self._ts) % 1_000_000:06d}"  # after the question it answers
+            ts = new_ts()
             if m == "chat.postEphemeral":
                 return {"ok": True, "message_ts": ts}
             message = {"type": "message", "text": a.get("text", ""), "ts": ts, "user": BOT_USER, "bot_id": BOT_ID}
@@ -332,6 +342,16 @@ class FakeSlackAPI:
         if str(args.get("include_all_metadata", "")).lower() in ("1", "true") and message.get("metadata"):
             shown["metadata"] = message["metadata"]
         return shown
+
+
+def _invalid_message(args: Json) -> str:
+    """What Slack answers a message beyond its limits: more than 50 blocks, a section over 3,000 characters."""
+    blocks = _blocks(args.get("blocks")) or []
+    if not isinstance(blocks, list) or len(blocks) > 50:
+        return "invalid_blocks"
+    if any(len(((b.get("text") or {}).get("text") or "")) > 3000 for b in blocks if isinstance(b, dict)):
+        return "invalid_blocks"
+    return "msg_too_long" if len(str(args.get("text") or "")) > 40_000 else ""
 
 
 def _blocks(value: Any) -> Any:
@@ -395,9 +415,16 @@ def post_action(url: str, payload: Json, secret: str, **opts: Unpack[SendOptions
 _seq = itertools.count(1)
 
 
+_clock = {"last": 0.0}
+_clock_lock = threading.Lock()
+
+
 def new_ts() -> str:
-    """A fresh, unique message ts ("seconds.micros")."""
-    return f"{int(time.time())}.{next(_seq) % 1_000_000:06d}"
+    """A fresh, unique message ts ("seconds.micros") as Slack makes them: the time to the microsecond, always later
+    than the one before, so a reply's ts comes after its question's (conversations.history's `oldest` relies on it)."""
+    with _clock_lock:
+        _clock["last"] = max(time.time(), _clock["last"] + 1e-6)
+        return f"{_clock['last']:.6f}"
 
 
 def _trigger_id() -> str:

@@ -12,10 +12,6 @@ from .answering import answer_from_payload, post, reply
 from .blocks import FEEDBACK_DOWN, FEEDBACK_UP, SHARE, answer_message, notice
 
 
-def _ack(ack):
-    ack()
-
-
 def _id(value) -> str | None:
     """The id of a payload's user or channel ({"id": ...}), if it is one."""
     found = value.get("id") if isinstance(value, dict) else None
@@ -36,6 +32,17 @@ def _url(body: dict) -> str | None:
 
 
 def register(app: App, ctx) -> None:
+    @app.action(FEEDBACK_UP)
+    @app.action(FEEDBACK_DOWN)
+    def on_feedback_click(ack, body, action):
+        ack()
+        ctx.later(on_feedback, body, action)
+
+    @app.action(SHARE)
+    def on_share_click(ack, body, action):
+        ack()
+        ctx.later(on_share, body, action)
+
     def on_feedback(body, action):
         answer_id, url = _answer_id(action), _url(body)
         if answer_id is None or ctx.store.answer_payload(answer_id) is None:
@@ -65,7 +72,3 @@ def register(app: App, ctx) -> None:
         post(ctx, key, channel, message)
         if url:
             reply(ctx, f"{key}:delete", url, {}, delete_original=True)
-
-    app.action(FEEDBACK_UP)(ack=_ack, lazy=[on_feedback])
-    app.action(FEEDBACK_DOWN)(ack=_ack, lazy=[on_feedback])
-    app.action(SHARE)(ack=_ack, lazy=[on_share])

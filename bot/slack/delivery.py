@@ -136,7 +136,7 @@ def _retry_after(headers) -> float | None:
 def respond(url: str, body: dict, timeout: float) -> Outcome:
     """POST to a slash command's or a button's response URL."""
     try:
-        response = WebhookClient(url, timeout=int(max(1, timeout))).send_dict(body)
+        response = WebhookClient(url, timeout=timeout).send_dict(body)  # type: ignore[arg-type]  # urllib takes floats
     except URLError as exc:
         return Outcome(False, maybe_sent=not isinstance(exc.reason, ConnectionRefusedError), error=str(exc.reason))
     except (OSError, ValueError) as exc:
@@ -246,7 +246,10 @@ class Courier:
             return
         if outcome.ok:
             self._succeeded()
-            self.store.close_delivery(self._with(delivery, job), self.owner, "delivered")
+            if job.apology:  # the user knows; the answer itself never got there
+                self.store.close_delivery(self._with(delivery, job), self.owner, "failed", "the user was told")
+            else:
+                self.store.close_delivery(self._with(delivery, job), self.owner, "delivered")
         else:
             log.warning("Slack refused reply %s for good: %s", delivery.key, outcome.error)
             self.store.close_delivery(self._with(delivery, job), self.owner, "failed", outcome.error)
@@ -388,7 +391,11 @@ class Courier:
             self._wake.set()
 
     def _postpone(self, delivery: Delivery, job: Job, outcome: Outcome) -> None:
+        # However long the back-off has grown, one more try comes just before the window (or the apology's) ends.
+        end = delivery.deadline + (self.settings.delivery_window_seconds if job.apology else 0.0)
         wait = self._wait(delivery.attempts, outcome)
+        if end - time.time() > 0.1:
+            wait = min(wait, end - time.time() - 0.05)
         self.store.postpone(self._with(delivery, job), self.owner, wait, outcome.error)
         self._wake.set()
 

@@ -1,7 +1,7 @@
 """Events API listeners: mentions in channels (and their threads), and direct messages.
 
-Each is acknowledged at once by an ack that does nothing else; the work runs afterwards on the answer pool (bolt's
-lazy listeners), so no event waits for a busy worker or for Slack's Web API to be acknowledged.
+Each is acknowledged at once, in the request's own thread, and handed to the answer pool (`ctx.later`): no event
+waits for a busy worker or for Slack's Web API to be acknowledged.
 """
 
 from __future__ import annotations
@@ -15,20 +15,17 @@ from .blocks import USAGE, notice
 _NEW_HUMAN_MESSAGE = {None, "file_share", "thread_broadcast"}
 
 
-def _ack(ack):
-    ack()
-
-
 def register(app: App, ctx) -> None:
-    def on_mention(event):
-        _handle(ctx, event, in_dm=False)
+    @app.event("app_mention")
+    def on_mention(ack, event):
+        ack()
+        ctx.later(_handle, ctx, event, False)
 
-    def on_message(event):
+    @app.event("message")
+    def on_message(ack, event):
+        ack()
         if event.get("channel_type") == "im":
-            _handle(ctx, event, in_dm=True)
-
-    app.event("app_mention")(ack=_ack, lazy=[on_mention])
-    app.event("message")(ack=_ack, lazy=[on_message])
+            ctx.later(_handle, ctx, event, True)
 
 
 def _handle(ctx, event: dict, in_dm: bool) -> None:
