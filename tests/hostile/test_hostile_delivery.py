@@ -331,3 +331,63 @@ def test_an_oversized_answer_reaches_slack_whole_and_within_limits(bot, fake, mo
     shown = answered(fake, "C-big", event["ts"])
     assert len(shown) == 1 and "feedback_up" in sent_text(shown[0]["blocks"])
     assert all(c.args.get("blocks") is None or len(c.args["blocks"]) <= 50 for c in fake.calls if c.method.startswith("chat."))
+
+
+def test_a_killed_server_delivers_what_it_left_pending_after_a_restart(fake, tmp_path):
+    """kill -9 while the Web API fails: the reply waits in slack.sqlite, leased to a process that is gone; the next
+    `dealbot serve` takes it over at once and delivers it, once."""
+    import signal
+
+    from conftest import free_port, run_cli
+
+    env = {"DEALBOT_DATA_DIR": str(tmp_path), "DEALBOT_SLACK_API_URL": fake.base_url, "SLACK_BOT_TOKEN": "xoxb-test",
+           "SLACK_SIGNING_SECRET": SECRET, "DEALBOT_SLACK_API_TIMEOUT_SECONDS": "1",
+           "DEALBOT_SLACK_DELIVERY_BACKOFF_SECONDS": "0.2"}
+    assert run_cli("ingest", env=env).returncode == 0
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DEALBOT_", "SLACK_")) and "proxy" not in k.lower()}
+
+    def serve() -> tuple[subprocess.Popen, str]:
+        port = free_port()
+        proc = subprocess.Popen([str(DEALBOT), "serve", "--http", "--port", str(port)], env={**environ, **env}, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _healthy(url) or proc.poll() is not None, 120, "dealbot serve listening")
+        assert proc.poll() is None
+        return proc, url + "/slack/events"
+
+    fake.outage("*", seconds=3600, status=500)
+    first, url = serve()
+    try:
+        event = mention(url, "C-killed")
+        store = SlackStore(tmp_path / "slack.sqlite")
+        wait_until(lambda: store.delivery_counts()["pending"] == 1 and _answer_composed(store), 60, "a composed reply pending")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    fake.end_outages()
+    second, _ = serve()
+    try:
+        once_each(fake, [event], timeout=60)
+        wait_until(lambda: store.delivery_counts() == {"pending": 0, "delivered": 1, "failed": 0}, 20, "delivered")
+    finally:
+        second.terminate()
+        second.wait(30)
+
+
+def _healthy(url: str) -> bool:
+    from urllib.request import ProxyHandler, build_opener
+
+    try:
+        with build_opener(ProxyHandler({})).open(url + "/healthz", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _answer_composed(store: SlackStore) -> bool:
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(store.path)) as conn:
+        jobs = [json.loads(row[0]) for row in conn.execute("SELECT job FROM deliveries WHERE state = 'pending'")]
+    return bool(jobs) and all(job.get("message") for job in jobs)
