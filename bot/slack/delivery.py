@@ -31,7 +31,7 @@ from slack_sdk.webhook import WebhookClient
 
 from ingest.settings import SlackSettings
 
-from .blocks import notice
+from .blocks import WORKING, notice
 from .store import Delivery, SlackStore, new_owner
 
 log = logging.getLogger("dealbot.slack")
@@ -269,8 +269,6 @@ class Courier:
 
     def _placeholder(self, delivery: Delivery, job: Job) -> None:
         """"Looking through the articles…" in the thread at once; a failure here only costs the placeholder."""
-        from .blocks import WORKING
-
         if not self.api_up():
             return
         outcome = self._call(self.client.chat_postMessage, channel=job.channel, thread_ts=job.thread_ts,
