@@ -172,6 +172,8 @@ class Courier:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._active: set[str] = set()  # deliveries being worked on in this process
 
     # ------------------------------------------------------------------ the entry points
 
@@ -226,7 +228,20 @@ class Courier:
 
     def work(self, delivery: Delivery, first: bool = False) -> None:
         """Take a delivery as far as it goes now: answer its question if needed, then send it. A transient
-        failure leaves it queued with its back-off; a permanent one closes it."""
+        failure leaves it queued with its back-off; a permanent one closes it. Skipped if it is being worked on
+        here already, or its lease ran out while it waited for a worker and someone else holds it now."""
+        with self._lock:
+            if delivery.key in self._active:
+                return
+            self._active.add(delivery.key)
+        try:
+            if first or self.store.renew(delivery.key, self.owner, self.lease):
+                self._work(delivery, first)
+        finally:
+            with self._lock:
+                self._active.discard(delivery.key)
+
+    def _work(self, delivery: Delivery, first: bool) -> None:
         job = Job.of(delivery.job)
         try:
             if self._expired(delivery, job):

@@ -99,6 +99,13 @@ class SlackStore:
             conn.execute("UPDATE deliveries SET owner = ?, lease_until = ? WHERE key = ?", (owner, now + lease, key))
         return Delivery(key, json.loads(row[2]), row[3], row[4])
 
+    def renew(self, key: str, owner: str, lease: float) -> bool:
+        """Extend `owner`'s lease on a pending delivery; False if it is finished or another holder took it."""
+        return self._write(
+            "UPDATE deliveries SET lease_until = ? WHERE key = ? AND owner = ? AND state = 'pending'",
+            (time.time() + lease, key, owner),
+        ).rowcount == 1
+
     def save(self, delivery: "Delivery", owner: str, lease: float) -> None:
         """Record how far a delivery got (its job), renewing the lease."""
         self._write(
