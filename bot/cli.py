@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ingest.index import IndexAccessError
-from ingest.lock import LockHeld, ReadAccess
+from ingest.lock import LockHeld
 from ingest.settings import Settings, SettingsError, load_settings, source_spec
 
 from .evaluate import EvalFileError
@@ -228,12 +228,18 @@ def ask(
     line or Ctrl-D ends it, /new starts over). From a pipe, one question per line, each answered on its own,
     unless --chat makes the lines one conversation. The model and the index are loaded once.
 
+    A question longer than ask.max_question_chars is cut at a word, with a note. With --json every input line gets
+    exactly one output line, a blank one too (answered: false, with the reason); bytes that are not UTF-8 are
+    replaced.
+
     With an LLM configured (llm.model or --model) the answer is printed as it is written when stdout is a terminal;
     when the model fails, the offline answer is given and the reason goes to stderr.
     """
     from .pipeline import Pipeline
+    from .question import prepare
     from .render import answer_json, answer_text, explain_text
     from .retrieve import Filters
+    from .types import Answer
 
     filters = Filters(since, until, tuple(sources))
     interactive = question is None and sys.stdin.isatty()
@@ -242,30 +248,15 @@ def ask(
     live = pipeline.llm is not None and not as_json and sys.stdout.isatty()
     history: list = []
 
-    def lines():
-        if question is not None:
-            yield question
-            return
-        while True:
-            if interactive:
-                try:
-                    line = input("> " if not history else "… ")
-                except EOFError:
-                    click.echo()
-                    return
-                if not line.strip():
-                    return
-            else:
-                line = sys.stdin.readline()
-                if not line:
-                    return
-            yield line.strip()
-
     if interactive:
         click.echo("Ask about the articles; follow-ups continue the conversation. Empty line to quit, /new to start over.")
     first = True
-    for q in lines():
+    for line in [question] if question is not None else _question_lines(interactive, history):
+        asked = prepare(line, settings.ask.max_question_chars)
+        q = asked.text
         if not q:
+            if as_json:  # one output line per input line, so answers pair with the questions
+                click.echo(answer_json(Answer(q, False, reason=asked.empty_reason)))
             continue
         if conversation and q == "/new":
             history.clear()
@@ -281,11 +272,13 @@ def ask(
         if conversation:
             history.append(answer)
         if as_json:
-            click.echo(answer_json(answer, explain))
+            click.echo(answer_json(answer, explain, note=asked.note))
         else:
             text = answer_text(answer)
             if conversation and answer.asked and answer.asked != q:
                 text = f"(read as: {answer.asked})\n{text}"
+            if asked.note:
+                text = f"({asked.note})\n{text}"
             if explain:
                 text += "\n\n" + explain_text(answer)
             click.echo(text)
@@ -293,6 +286,27 @@ def ask(
                 click.echo(f"dealbot: offline answer: {answer.fallback_reason}", err=True)
         sys.stdout.flush()
         first = False
+
+
+def _question_lines(interactive: bool, history: list):
+    """The questions typed at the terminal (until an empty line or Ctrl-D), or the lines of stdin, blank ones
+    included. Bytes that are not UTF-8 are replaced rather than fatal."""
+    if hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="replace", newline="\n")  # a lone \r is no line break
+    while True:
+        if interactive:
+            try:
+                line = input("> " if not history else "… ")
+            except EOFError:
+                click.echo()
+                return
+            if not line.strip():
+                return
+        else:
+            line = sys.stdin.readline()
+            if not line:
+                return
+        yield line
 
 
 @cli.command("eval")
@@ -415,7 +429,8 @@ def _margin(a: float | None, b: float | None) -> str:
 @click.pass_obj
 @_errors_as_cli_errors
 def status(settings: Settings, as_json: bool):
-    """What the index holds: documents, passages, the model, the last run, and each source's last run and errors."""
+    """What the index holds: documents, passages, the model, the last run, and each source's last run and errors;
+    and how many Slack replies are waiting to be delivered."""
     from .status import source_counts, status_info
 
     info = status_info(settings)
@@ -431,6 +446,8 @@ def status(settings: Settings, as_json: bool):
     else:
         click.echo(f"documents: {info['documents']}\npassages:  {info['passages']}")
     click.echo(f"schedule:  {info['schedule'] or 'none (run `dealbot ingest` yourself)'}")
+    click.echo(f"slack:     {info['slack_pending']} replies waiting to be delivered"
+               + (f", {info['slack_undelivered']} given up" if info["slack_undelivered"] else ""))
     from .render import display_source, report_line
 
     run = info["last_run"]
@@ -515,10 +532,13 @@ def serve(settings: Settings, http_mode: bool, host: str, port: int):
     import os
     import signal
 
-    from .slack.app import SlackConfigError, create_app, secrets_from_env
+    from .slack.app import SlackConfigError, context_of, create_app, secrets_from_env
     from .slack.server import make_http_server, serve_socket_mode
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Acks are short and wait on sockets; answers hold the interpreter for long stretches. A shorter switch interval
+    # (default 5 ms) hands it back to a waiting ack sooner, so a burst is acknowledged in milliseconds.
+    sys.setswitchinterval(0.0005)
     http_mode = http_mode or not os.environ.get("SLACK_APP_TOKEN")
     try:
         secrets = secrets_from_env(http=http_mode)
@@ -541,6 +561,8 @@ def serve(settings: Settings, http_mode: bool, host: str, port: int):
                 serve_socket_mode(app, secrets.app_token)
         except KeyboardInterrupt:
             click.echo("dealbot: stopping", err=True)
+        finally:
+            context_of(app).courier.stop()  # what is undelivered stays in slack.sqlite for the next start
 
 
 @contextmanager

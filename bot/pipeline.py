@@ -16,6 +16,7 @@ from .answer import compose, uncovered
 from .dates import question_window
 from .followup import contextualize
 from .related import with_related
+from .question import prepare
 from .retrieve import Filters, Retriever
 from .types import NOT_ASKED, Answer, Hit
 
@@ -63,6 +64,10 @@ class Pipeline:
         """The passages `question` is answered from: the question as read (a follow-up completed from `history`,
         acronyms, spelling and capitals put right, an outlet it names taken out as a filter), the filters applied
         (the caller's, else those the question names: "since October", "according to The Hill") and the hits."""
+        # Every caller's question is cleaned and capped here too, so none costs more than the cap's worth of work.
+        cap = self.settings.ask.max_question_chars
+        question = prepare(question, cap).text
+        history = [prepare(h, cap).text if isinstance(h, str) else h for h in history]
         stats = self.retriever.stats
         asked = stats.truecase(stats.correct_spelling(stats.expand_acronyms(contextualize(question, history))))
         window = question_window(question, self.retriever.newest)
@@ -99,6 +104,7 @@ class Pipeline:
         (citation markers already renumbered); the Answer returned is final and may differ (checked citations, or
         the offline answer when the model failed).
         """
+        question = prepare(question, self.settings.ask.max_question_chars).text  # the LLM is given it too
         threshold = self.settings.retrieval.min_score if min_score is None else min_score
         t0 = time.perf_counter()
         asked, combined, hits = self.retrieve(question, history, filters)

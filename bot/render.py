@@ -147,8 +147,18 @@ def _answer_dict(answer: Answer) -> dict:
     }
 
 
-def answer_json(answer: Answer, explain: bool = False) -> str:
-    return json.dumps(answer_dict(answer, explain), ensure_ascii=False)
+def answer_json(answer: Answer, explain: bool = False, note: str = "") -> str:
+    """One line of JSON: `note` says what the user should know about their question (it was cut), else null."""
+    return json_line({**answer_dict(answer, explain), "note": note or None})
+
+
+# Characters JSON may carry raw that some readers take for a line break (str.splitlines, editors): escaped, so every
+# answer stays one line whatever an article or a question holds.
+_LINE_BREAKERS = {c: f"\\u{c:04x}" for c in [*range(0x7F, 0xA0), 0x2028, 0x2029]}
+
+
+def json_line(value) -> str:
+    return json.dumps(value, ensure_ascii=False).translate(_LINE_BREAKERS)
 
 
 def report_line(report: dict) -> str:

@@ -56,7 +56,18 @@ def _status(settings: Settings, index: Index | None, busy: str | None) -> dict:
         "sources": sources,
         "last_run": runlog.last_run(settings.state_db),
         "llm_model": settings.llm.model or None,
+        **_slack_deliveries(settings),
     }
+
+
+def _slack_deliveries(settings: Settings) -> dict:
+    """Replies the Slack bot still has to deliver (retried while Slack fails), and those it gave up on."""
+    if not settings.slack_db.exists():
+        return {"slack_pending": 0, "slack_undelivered": 0}
+    from .slack.store import SlackStore
+
+    counts = SlackStore(settings.slack_db).delivery_counts()
+    return {"slack_pending": counts["pending"], "slack_undelivered": counts["failed"]}
 
 
 def source_counts(run: dict) -> str:

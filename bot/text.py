@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -462,21 +463,95 @@ def alternatives(question: str) -> list[str]:
         first, second = named_entities("x " + m[1]), named_entities("x " + m[2])
         if first and second:
             found += [first[0], second[0]]
+    clauses = _Clauses(question)
+    spans = []  # "how does X compare with Y": every name of either side, read once at the end
     for m in re.finditer(r"\b(?:or|vs\.?|versus|(compared?) (?:with|to))(?!\w)", question):
-        before = named_entities(re.split(r"[,;:?]", question[: m.start()])[-1] if m.start() else "")
-        after = named_entities("x " + re.split(r"[,;:?]", question[m.end():])[0])
+        start, end = clauses.around(m.start(), m.end())
+        # A clause's first word is capitalised anyway; the first word after "vs." is a name all the same.
+        before, after = clauses.last(start, m.start()), clauses.first(m.end(), end)
         if before and after:
-            # "X or Y": the names either side; "how does X compare with Y": every name of either side
-            found += before + after if m[1] else [before[-1], after[0]]
-    return found
+            if m[1]:
+                spans += [(start, m.start(), start, False), (m.end(), end, m.end(), True)]
+            else:
+                found += [before, after]
+    return found + clauses.spanned(spans)
+
+
+class _Clauses:
+    """The clauses of a question (split at , ; : ?) and its names with their offsets, found once: alternatives()
+    reads the names either side of every "or" from them, without rescanning the question, in linear time."""
+
+    def __init__(self, question: str):
+        self.text = question
+        self.breaks = [m.start() for m in re.finditer(r"[,;:?]", question)]
+        self.found = _names(question)
+        self.offsets = [offset for offset, _, _ in self.found]
+        # A name is one unless it opens a sentence (acronyms always are); the nearest one at or before / after
+        # each position, for the name just before an "or" and the one just after it.
+        named = [name.isupper() or not first for _, name, first in self.found]
+        self.previous, self.next = [], [len(named)] * len(named)
+        for i, ok in enumerate(named):
+            self.previous.append(i if ok else (self.previous[-1] if i else -1))
+        for i in range(len(named) - 1, -1, -1):
+            self.next[i] = i if named[i] else (self.next[i + 1] if i + 1 < len(named) else len(named))
+
+    def around(self, start: int, end: int) -> tuple[int, int]:
+        """The clause holding text[start:end]: from after the break before it to the break after it."""
+        i = bisect.bisect_left(self.breaks, start)
+        j = bisect.bisect_left(self.breaks, end)
+        return (self.breaks[i - 1] + 1 if i else 0), (self.breaks[j] if j < len(self.breaks) else len(self.text))
+
+    def _opening(self, lead: int) -> int:
+        return _SPACES.match(self.text, lead).end()
+
+    def last(self, start: int, end: int) -> str | None:
+        """The last name in text[start:end], a clause's opening word only if an acronym."""
+        hi = bisect.bisect_left(self.offsets, end) - 1
+        i = self.previous[hi] if hi >= 0 else -1
+        if i < 0 or self.offsets[i] < start:
+            return None
+        offset, name, _ = self.found[i]
+        return None if offset == self._opening(start) and not name.isupper() else name
+
+    def first(self, start: int, end: int) -> str | None:
+        """The first name in text[start:end], its first word counting as one even after "vs." (a full stop)."""
+        lo = bisect.bisect_left(self.offsets, start)
+        if lo < len(self.found) and self.offsets[lo] == self._opening(start) and self.offsets[lo] < end:
+            return self.found[lo][1]
+        i = self.next[lo] if lo < len(self.found) else len(self.found)
+        return self.found[i][1] if i < len(self.found) and self.offsets[i] < end else None
+
+    def spanned(self, spans: list[tuple[int, int, int, bool]]) -> list[str]:
+        """The names of all `spans` (start, end, lead, whether the word after lead is a name), each once. Spans that
+        overlap are read from where the last one ended; the words each span opens are settled first."""
+        openings = {self._opening(lead): lead_is_name for _, _, lead, lead_is_name in spans}
+        out: dict[str, None] = {}
+        reach = -1
+        for start, end, _, _ in sorted(spans):
+            lo, hi = bisect.bisect_left(self.offsets, max(start, reach)), bisect.bisect_left(self.offsets, end)
+            for offset, name, first in self.found[lo:hi]:
+                if name.isupper() or openings.get(offset, not first):
+                    out[name] = None
+            reach = max(reach, end)
+        return list(out)
+
+
+_SPACES = re.compile(r"\s*")
 
 
 def named_entities(question: str) -> list[str]:
     """Capitalised words after the first word, and acronyms: the names a question is about (EU, Japan, Xi, G20).
     Month and day names are dates, not names."""
-    question = question.strip()
-    return [
-        m[0] for m in _NAME.finditer(question)
-        # a sentence's first word is capitalised anyway ("... London talks? Did the framework ...")
-        if (m[0].isupper() or not re.search(r"(?:^|[.?!]\s+)$", question[: m.start()])) and not _CALENDAR.match(m[0])
-    ]
+    # a sentence's first word is capitalised anyway ("... London talks? Did the framework ...")
+    return [name for _, name, first in _names(question.strip()) if name.isupper() or not first]
+
+
+_SENTENCE_END = re.compile(r"[.?!]\s+")
+
+
+def _names(question: str) -> list[tuple[int, str, bool]]:
+    """Every capitalised word or acronym that is not a month or a day, with its offset and whether it opens a
+    sentence. Sentence starts are found in one pass, not by searching the text before every word, so a long
+    question costs linear time."""
+    starts = {0} | {m.end() for m in _SENTENCE_END.finditer(question)}
+    return [(m.start(), m[0], m.start() in starts) for m in _NAME.finditer(question) if not _CALENDAR.match(m[0])]

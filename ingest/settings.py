@@ -39,12 +39,24 @@ class RetrievalSettings:
 
 
 @dataclass(frozen=True)
+class AskSettings:
+    max_question_chars: int = 1000  # longer questions are cut at a word, with a note (CLI and Slack alike)
+
+
+@dataclass(frozen=True)
 class SlackSettings:
     api_url: str = "https://slack.com/api/"
     allowed_channels: tuple[str, ...] = ()
-    max_question_chars: int = 1000
+    max_question_chars: int = 0  # 0: ask.max_question_chars
     workers: int = 4
     stream_interval_seconds: float = 1.0
+    api_timeout_seconds: float = 10.0  # each Web API call, and each post to a response URL
+    delivery_window_seconds: float = 600.0  # how long an undelivered reply is retried
+    delivery_backoff_seconds: float = 1.0  # first wait before a retry, doubled each time (at most 60 s)
+    max_blocks: int = 50  # Slack's limit per message
+    max_section_chars: int = 3000  # Slack's limit per section
+    max_title_chars: int = 200  # an article's title as shown in the sources
+    max_request_bytes: int = 1_000_000  # larger requests are refused before they are read
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,7 @@ class Settings:
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    ask: AskSettings = field(default_factory=AskSettings)
     slack: SlackSettings = field(default_factory=SlackSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
@@ -148,6 +161,11 @@ class Settings:
     @property
     def slack_db(self) -> Path:
         return self.data_dir / "slack.sqlite"
+
+    @property
+    def slack_question_chars(self) -> int:
+        """The question cap in Slack: slack.max_question_chars, else the one every surface uses."""
+        return self.slack.max_question_chars or self.ask.max_question_chars
 
 
 _PATH_KEYS = {"data_dir"}

@@ -2,7 +2,9 @@
 
 Everything here speaks the real protocols over loopback (127.0.0.1), so the bot's real slack_sdk/bolt code runs unchanged:
 
-* `FakeSlackAPI` -- the Web API (and response URLs) over HTTP; point `WebClient(base_url=fake.base_url)` at it.
+* `FakeSlackAPI` -- the Web API (and response URLs) over HTTP; point `WebClient(base_url=fake.base_url)` at it. It
+  keeps what a user would see (`thread`, `channel_messages`, `ephemeral`: the bot's messages as posted, updated and
+  deleted) and can be told to fail for a while (`outage`: HTTP 429 with Retry-After, a 5xx, or hanging, per method).
 * `sign`, `post_event`, `post_form`, `post_action` -- send requests to the bot signed the way Slack signs them, built
   with `event_callback`, `app_mention`, `message_im`, `slash_command` and `block_actions`.
 * `FakeSocketModeServer` -- Slack's Socket Mode WebSocket endpoint; set `fake.socket_url = server.url`.
@@ -47,6 +49,7 @@ class Call:
     headers: dict[str, str]
     status: int = 200
     at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic())
+    path: str = ""  # the URL path it was sent to (a response URL's name is its last part)
 
 
 def _poll(check: Callable[[], Any], timeout: float, describe: Callable[[], str]) -> Any:
@@ -82,16 +85,39 @@ class _Handler(BaseHTTPRequestHandler):
         args.update(parse_qsl(url.query, keep_blank_values=True))  # slack_sdk puts "GET" methods' params in the query
         hook = url.path.startswith("/response/")
         method = "response_url" if hook else url.path.rstrip("/").rsplit("/", 1)[-1]
-        status, extra, reply = self.server.fake._answer(method, args, {k.lower(): v for k, v in self.headers.items()})
+        status, extra, reply = self.server.fake._serve(method, args, {k.lower(): v for k, v in self.headers.items()}, url.path)
         data, ctype = (b"ok", "text/plain") if hook and status == 200 else (json.dumps(reply).encode(), "application/json")
-        self.send_response(status)
-        for name, value in {"Content-Type": f"{ctype}; charset=utf-8", "Content-Length": str(len(data)), **extra}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            for name, value in {"Content-Type": f"{ctype}; charset=utf-8", "Content-Length": str(len(data)), **extra}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:  # the client gave up waiting (a hanging outage): its loss
+            pass
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         pass
+
+
+@dataclass
+class Outage:
+    """Calls of `methods` ("*": every method, "response_url" for response URLs) fail from `start` to `end`
+    (time.monotonic()): HTTP `status` with {"ok": false, "error": error} (and Retry-After on a 429); with `hang`,
+    each call is held that many seconds first. With `applied`, Slack did the work anyway (a response that got lost:
+    the message is posted, only the answer never arrives in time)."""
+
+    methods: tuple[str, ...]
+    start: float
+    end: float
+    status: int = 500
+    retry_after: int = 1
+    hang: float = 0.0
+    applied: bool = False
+    error: str = "internal_error"
+
+    def covers(self, method: str, now: float) -> bool:
+        return self.start <= now < self.end and ("*" in self.methods or method in self.methods)
 
 
 class FakeSlackAPI:
@@ -100,6 +126,10 @@ class FakeSlackAPI:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._calls: list[Call] = []
+        self._outages: list[Outage] = []
+        self._messages: dict[str, list[Json]] = {}  # channel -> the bot's messages there, as Slack would show them
+        self._ephemeral: dict[str, list[Json]] = {}  # response URL name -> the ephemeral messages shown through it
+        self._posted: dict[str, list[Json]] = {}  # channel -> every message the bot ever posted (deleted ones marked)
         self._failures: dict[str, list[tuple[int, int, str]]] = {}
         self._replies: dict[tuple[str, str], list[Json]] = {}
         self._responses: dict[str, Reply] = {}
@@ -155,10 +185,48 @@ class FakeSlackAPI:
         with self._lock:
             self._failures.setdefault(method, []).extend([(status, retry_after, error)] * times)
 
-    def reset(self) -> None:
-        """Forget calls, pending failures, thread replies and scripted responses; the server keeps running."""
+    def outage(self, methods: str | tuple[str, ...] = "*", seconds: float = 10.0, status: int = 500,
+               retry_after: int = 1, hang: float = 0.0, applied: bool = False, error: str | None = None,
+               after: float = 0.0) -> Outage:
+        """Fail calls of `methods` for `seconds`, starting in `after` seconds (see `Outage`)."""
+        start = time.monotonic() + after
+        names = (methods,) if isinstance(methods, str) else tuple(methods)
+        error = error or ("ratelimited" if status == 429 else "internal_error")
+        window = Outage(names, start, start + seconds, status, retry_after, hang, applied, error)
         with self._lock:
-            for store in (self._calls, self._failures, self._replies, self._responses):
+            self._outages.append(window)
+        return window
+
+    def end_outages(self) -> None:
+        with self._lock:
+            self._outages.clear()
+
+    def thread(self, channel: str, thread_ts: str | None) -> list[Json]:
+        """The bot's messages a user sees in that thread now (with thread_ts None: at the channel's top level)."""
+        with self._lock:
+            return [dict(m) for m in self._messages.get(channel, []) if m.get("thread_ts") == thread_ts]
+
+    def posted(self, channel: str, thread_ts: str | None) -> list[Json]:
+        """Every message the bot ever posted in that thread, as it last looked; deleted ones have "deleted": True."""
+        with self._lock:
+            return [dict(m) for m in self._posted.get(channel, []) if m.get("thread_ts") == thread_ts]
+
+    def channel_messages(self, channel: str) -> list[Json]:
+        with self._lock:
+            return [dict(m) for m in self._messages.get(channel, [])]
+
+    def ephemeral(self, name: str) -> list[Json]:
+        """The ephemeral messages a user sees through response URL `name` (replace_original and delete_original
+        applied)."""
+        with self._lock:
+            return [dict(m) for m in self._ephemeral.get(name, [])]
+
+    def reset(self) -> None:
+        """Forget calls, pending failures, outages, messages, thread replies and scripted responses; the server keeps
+        running."""
+        with self._lock:
+            for store in (self._calls, self._failures, self._replies, self._responses, self._outages, self._messages,
+                          self._ephemeral, self._posted):
                 store.clear()
 
     @property
@@ -178,23 +246,68 @@ class FakeSlackAPI:
             lambda: f"expected {count} call(s) to {method} within {timeout}s; got: {[c.method for c in self.calls]}",
         )
 
-    def _answer(self, method: str, args: Json, headers: dict[str, str]) -> tuple[int, dict[str, str], Json]:
+    def _serve(self, method: str, args: Json, headers: dict[str, str], path: str = "") -> tuple[int, dict[str, str], Json]:
+        """Answer a call, honouring an outage (the wait of a hanging one happens outside the lock)."""
+        with self._lock:
+            window = next((o for o in self._outages if o.covers(method, time.monotonic())), None)
+            if window is None or window.applied:
+                answer = self._answer(method, args, headers, path)
+            else:
+                self._calls.append(Call(method, args, headers, window.status, path=path))
+                extra = {"Retry-After": str(window.retry_after)} if window.status == 429 else {}
+                answer = window.status, extra, {"ok": False, "error": window.error}
+        if window is not None and window.hang:
+            time.sleep(window.hang)
+        return answer
+
+    def _answer(self, method: str, args: Json, headers: dict[str, str], path: str = "") -> tuple[int, dict[str, str], Json]:
         with self._lock:
             if pending := self._failures.get(method):
                 status, retry_after, error = pending.pop(0)
-                self._calls.append(Call(method, args, headers, status))
+                self._calls.append(Call(method, args, headers, status, path=path))
                 return status, {"Retry-After": str(retry_after)}, {"ok": False, "error": error}
-            call = Call(method, args, headers)
+            call = Call(method, args, headers, path=path)
             self._calls.append(call)
             custom = self._responses.get(method)
-            if custom is None:
-                return 200, {}, self._default_reply(call)
-            return 200, {}, custom(call) if callable(custom) else dict(custom)
+            reply = self._default_reply(call) if custom is None else custom(call) if callable(custom) else dict(custom)
+            if method in ("chat.postMessage", "chat.update") and (error := _invalid_message(args)):
+                reply = {"ok": False, "error": error}
+            if reply.get("ok"):
+                self._apply(call, reply)
+            return 200, {}, reply
+
+    def _apply(self, call: Call, reply: Json) -> None:
+        """What a successful call changes in what users see."""
+        a, m = call.args, call.method
+        if m == "chat.postMessage":
+            message = {"ts": reply.get("ts"), "text": a.get("text", ""), "blocks": _blocks(a.get("blocks")),
+                       "thread_ts": a.get("thread_ts") or None, "metadata": _blocks(a.get("metadata")),
+                       "user": BOT_USER, "bot_id": BOT_ID}
+            self._messages.setdefault(str(a.get("channel")), []).append(message)
+            self._posted.setdefault(str(a.get("channel")), []).append(message)
+        elif m in ("chat.update", "chat.delete"):
+            messages = self._messages.get(str(a.get("channel")), [])
+            for i, message in enumerate(messages):
+                if message["ts"] == a.get("ts"):
+                    if m == "chat.delete":
+                        del messages[i]
+                        message["deleted"] = True
+                    else:
+                        message.update(text=a.get("text", ""), blocks=_blocks(a.get("blocks")), edited=True)
+                    break
+        elif m == "response_url":
+            shown = self._ephemeral.setdefault(call.path.rsplit("/", 1)[-1], [])
+            if a.get("delete_original") and shown:
+                shown.pop()
+            elif a.get("replace_original") and shown:
+                shown[-1] = dict(a)
+            elif not a.get("delete_original"):
+                shown.append(dict(a))
 
     def _default_reply(self, call: Call) -> Json:
         a, m = call.args, call.method
         if m in ("chat.postMessage", "chat.postEphemeral"):
-            ts = f"{1700000000 + next(self._ts)}.000100"
+            ts = new_ts()
             if m == "chat.postEphemeral":
                 return {"ok": True, "message_ts": ts}
             message = {"type": "message", "text": a.get("text", ""), "ts": ts, "user": BOT_USER, "bot_id": BOT_ID}
@@ -202,15 +315,53 @@ class FakeSlackAPI:
             return {"ok": True, "channel": a.get("channel"), "ts": ts, "message": message}
         if m == "chat.update":
             return {"ok": True, "channel": a.get("channel"), "ts": a.get("ts"), "text": a.get("text", "")}
+        if m == "chat.delete":
+            return {"ok": True, "channel": a.get("channel"), "ts": a.get("ts")}
+        if m == "conversations.history":
+            oldest = float(a.get("oldest") or 0)
+            shown = [self._visible(x, a) for x in self._messages.get(str(a.get("channel")), [])
+                     if not x.get("thread_ts") and float(x["ts"]) > oldest]
+            return {"ok": True, "messages": shown[::-1], "has_more": False}
         if m == "auth.test":
             return {"ok": True, "url": "https://fake.slack.com/", "team": "Fake", "user": "dealbot", "team_id": TEAM,
                     "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": False}
         if m == "conversations.replies":
             messages = self._replies.get((str(a.get("channel")), str(a.get("ts"))), [])
-            return {"ok": True, "messages": list(messages), "has_more": False}
+            posted = [self._visible(x, a) for x in self._messages.get(str(a.get("channel")), [])
+                      if x.get("thread_ts") == str(a.get("ts"))]
+            return {"ok": True, "messages": list(messages) + posted, "has_more": False}
         if m == "apps.connections.open":
             return {"ok": True, "url": self.socket_url}
         return {"ok": True}
+
+
+    @staticmethod
+    def _visible(message: Json, args: Json) -> Json:
+        """A stored message as conversations.* return it: metadata only when asked for (include_all_metadata)."""
+        shown = {k: v for k, v in message.items() if k != "metadata"}
+        if str(args.get("include_all_metadata", "")).lower() in ("1", "true") and message.get("metadata"):
+            shown["metadata"] = message["metadata"]
+        return shown
+
+
+def _invalid_message(args: Json) -> str:
+    """What Slack answers a message beyond its limits: more than 50 blocks, a section over 3,000 characters."""
+    blocks = _blocks(args.get("blocks")) or []
+    if not isinstance(blocks, list) or len(blocks) > 50:
+        return "invalid_blocks"
+    if any(len(((b.get("text") or {}).get("text") or "")) > 3000 for b in blocks if isinstance(b, dict)):
+        return "invalid_blocks"
+    return "msg_too_long" if len(str(args.get("text") or "")) > 40_000 else ""
+
+
+def _blocks(value: Any) -> Any:
+    """slack_sdk sends blocks and metadata as JSON text inside form bodies, as structures in JSON bodies."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 # ---------------------------------------------------------------- requests to the bot, signed the way Slack signs them
@@ -264,9 +415,16 @@ def post_action(url: str, payload: Json, secret: str, **opts: Unpack[SendOptions
 _seq = itertools.count(1)
 
 
+_clock = {"last": 0.0}
+_clock_lock = threading.Lock()
+
+
 def new_ts() -> str:
-    """A fresh, unique message ts ("seconds.micros")."""
-    return f"{int(time.time())}.{next(_seq) % 1_000_000:06d}"
+    """A fresh, unique message ts ("seconds.micros") as Slack makes them: the time to the microsecond, always later
+    than the one before, so a reply's ts comes after its question's (conversations.history's `oldest` relies on it)."""
+    with _clock_lock:
+        _clock["last"] = max(time.time(), _clock["last"] + 1e-6)
+        return f"{_clock['last']:.6f}"
 
 
 def _trigger_id() -> str:

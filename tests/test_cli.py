@@ -46,12 +46,14 @@ def test_ask_from_stdin_answers_each_line_as_json(ingested, data_env):
     r = run_cli("ask", "--json", env=data_env, input=questions)
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines()]
-    assert [x["question"] for x in lines] == [
+    assert [x["question"] for x in lines] == [  # one line per input line, the blank one too
         "When was the deal signed?",
+        "",
         "What is the capital of Australia?",
         "What share of rare earths comes from China?",
     ]
-    signed, capital, share = lines
+    signed, blank, capital, share = lines
+    assert not blank["answered"] and blank["reason"] == "the question is empty"
     assert signed["answered"] and "[1]" in signed["answer"]
     assert CITATION_KEYS <= set(signed["citations"][0])
     assert signed["citations"][0]["quote"] in signed["answer"]

@@ -187,7 +187,7 @@ def test_what_the_reader_sees_is_scored_from_what_is_shown():
 
     shown_long = outcomes[2].answer.related[0].shown
     assert len(shown_long) <= 220 and outcomes[2].visible_chars == len("Talks ended. [1]") + len(shown_long)
-    lengths = sorted([len(f"The rate {fact}. [1]"), len(f"Talks ended. [1]") + len(f"The rate {fact} in November."),
+    lengths = sorted([len(f"The rate {fact}. [1]"), len("Talks ended. [1]") + len(f"The rate {fact} in November."),
                       len("Talks ended. [1]") + len(shown_long), len(NOT_FOUND) + len(f"It {fact}."), len(NOT_FOUND),
                       len(NOT_FOUND) + len("Something near."), len(NOT_FOUND), len(NOT_FOUND) + len("Something near.")])
     assert r["visible_chars_median"] == (lengths[3] + lengths[4]) / 2

@@ -1,9 +1,12 @@
 """The Slack app: a bolt App wired to the pipeline, with its listeners registered by surface.
 
-Construction never calls Slack: the Web API client is built here with the base URL from settings
-(DEALBOT_SLACK_API_URL) and retry handlers for HTTP 429 (after Retry-After) and connection errors, and bolt's
-token check at start-up is off. Listeners ack at once; the answer is composed afterwards on bolt's listener pool,
-which is bounded by `slack.workers`.
+Nothing waits before an acknowledgement: bolt runs every listener in the request's own thread
+(process_before_response), where it acks and hands the work to the answer pool (`slack.workers` threads,
+`BotContext.later`); and authorization needs no call to Slack (bolt would otherwise call auth.test on the first
+request, in the request's thread). Handing over the parsed payload, rather than bolt's lazy listeners (which deep-copy
+the whole request in the request's thread), keeps an ack under a millisecond of work. Construction never calls Slack either. The Web API client is built here with the base URL from settings
+(DEALBOT_SLACK_API_URL) and a timeout per call (`slack.api_timeout_seconds`); replies go through the courier
+(delivery.py), which retries what Slack did not take.
 """
 
 from __future__ import annotations
@@ -15,13 +18,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Mapping
 
+from urllib.error import URLError
+
 from slack_bolt import App
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
 from ingest.settings import Settings
 
 from ..pipeline import Pipeline
+from .blocks import BlockLimits
+from .delivery import Courier
 from .store import SlackStore
 
 log = logging.getLogger("dealbot.slack")
@@ -59,40 +67,81 @@ def _required(env: Mapping[str, str], name: str, prefix: str) -> str:
 
 @dataclass
 class BotContext:
-    """What every listener needs: the core, the store, the settings."""
+    """What every listener needs: the core, the store, the settings, the courier that delivers replies."""
 
     pipeline: Pipeline
     store: SlackStore
     settings: Settings
+    courier: Courier | None = None
+    limits: BlockLimits = BlockLimits()
+    signing_secret: str | None = None
+    pool: ThreadPoolExecutor | None = None
+
+    def later(self, work, *args) -> None:
+        """Run `work(*args)` on the answer pool, after the ack; a failure is logged, never lost silently."""
+        self.pool.submit(_logged, work, *args)
 
 
-def web_client(token: str, settings: Settings) -> WebClient:
+def _logged(work, *args) -> None:
+    try:
+        work(*args)
+    except Exception:
+        log.exception("handling a Slack request failed")
+
+
+def web_client(token: str | None, settings: Settings) -> WebClient:
+    """The Web API client: each call bounded by `slack.api_timeout_seconds`. Only a connection that could not be
+    made is retried here (nothing was sent); anything else that fails is the courier's to retry."""
     return WebClient(
         token=token,
         base_url=settings.slack.api_url,
-        timeout=30,
-        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3), ConnectionErrorRetryHandler(max_retry_count=2)],
+        timeout=settings.slack.api_timeout_seconds,  # type: ignore[arg-type]  # urllib takes any number
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1, error_types=[URLError])],
     )
 
 
 def create_app(settings: Settings, pipeline: Pipeline, secrets: SlackSecrets) -> App:
+    """The bolt App; `context_of(app)` is its BotContext, whose courier is already delivering (and resuming what
+    an earlier run left undelivered)."""
     from . import actions, commands, events, home
+    from .answering import composer
 
+    pool = ThreadPoolExecutor(max_workers=settings.slack.workers, thread_name_prefix="dealbot-answer")
     app = App(
-        client=web_client(secrets.bot_token, settings),
+        client=web_client(None, settings),  # the token comes with each request's authorization (below)
+        authorize=_authorize(secrets.bot_token),
         signing_secret=secrets.signing_secret or "socket-mode-does-not-sign",
         request_verification_enabled=secrets.signing_secret is not None,
-        token_verification_enabled=False,
-        process_before_response=False,
-        listener_executor=ThreadPoolExecutor(max_workers=settings.slack.workers, thread_name_prefix="dealbot-answer"),
+        process_before_response=True,  # listeners run in the request's thread: they ack, then hand over the work
+        listener_executor=pool,
         logger=log,
     )
-    ctx = BotContext(pipeline, SlackStore(settings.slack_db), settings)
+    store = SlackStore(settings.slack_db)
+    ctx = BotContext(pipeline, store, settings, limits=BlockLimits.of(settings.slack),
+                     signing_secret=secrets.signing_secret, pool=pool)
+    ctx.courier = Courier(store, web_client(secrets.bot_token, settings), settings.slack, composer(ctx), pool)
     events.register(app, ctx)
     commands.register(app, ctx)
     actions.register(app, ctx)
     home.register(app, ctx)
+    app._dealbot = ctx  # type: ignore[attr-defined]  # see context_of
+    ctx.courier.start()
     return app
+
+
+def context_of(app: App) -> BotContext:
+    """The BotContext `create_app` built for `app` (for the HTTP server's request check and for shutting down)."""
+    return app._dealbot  # type: ignore[attr-defined]
+
+
+def _authorize(token: str):
+    """Authorization from the bot token alone, without calling Slack: whatever the Web API does, a request is
+    acknowledged."""
+
+    def authorize(enterprise_id, team_id, user_id):
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=token)
+
+    return authorize
 
 
 def secrets_from_env(http: bool) -> SlackSecrets:

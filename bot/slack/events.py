@@ -1,10 +1,14 @@
-"""Events API listeners: mentions in channels (and their threads), and direct messages."""
+"""Events API listeners: mentions in channels (and their threads), and direct messages.
+
+Each is acknowledged at once, in the request's own thread, and handed to the answer pool (`ctx.later`): no event
+waits for a busy worker or for Slack's Web API to be acknowledged.
+"""
 
 from __future__ import annotations
 
 from slack_bolt import App
 
-from .answering import answer_in_thread, clean_question, enabled_in, thread_history
+from .answering import answer_in_thread, clean_question, enabled_in, post
 from .blocks import USAGE, notice
 
 # Message subtypes that are not a person asking something new: edits, deletions, joins, bot posts...
@@ -13,32 +17,34 @@ _NEW_HUMAN_MESSAGE = {None, "file_share", "thread_broadcast"}
 
 def register(app: App, ctx) -> None:
     @app.event("app_mention")
-    def on_mention(event, client):
-        _handle(ctx, client, event, in_dm=False)
+    def on_mention(ack, event):
+        ack()
+        ctx.later(_handle, ctx, event, False)
 
     @app.event("message")
-    def on_message(event, client):
+    def on_message(ack, event):
+        ack()
         if event.get("channel_type") == "im":
-            _handle(ctx, client, event, in_dm=True)
+            ctx.later(_handle, ctx, event, True)
 
 
-def _handle(ctx, client, event: dict, in_dm: bool) -> None:
-    if event.get("bot_id") or event.get("subtype") not in _NEW_HUMAN_MESSAGE or not event.get("user"):
+def _handle(ctx, event: dict, in_dm: bool) -> None:
+    if event.get("bot_id") or event.get("subtype") not in _NEW_HUMAN_MESSAGE:
         return
-    channel, ts = event["channel"], event["ts"]
+    channel, ts, user, thread = (event.get(k) for k in ("channel", "ts", "user", "thread_ts"))
+    if not all(isinstance(v, str) and v for v in (channel, ts, user)) or not isinstance(thread, (str, type(None))):
+        return  # not a message a person wrote, as Slack describes one
     # The message's identity, not the retry header: a retry may be the only delivery, and a DM mention may
     # arrive both as app_mention and as message.im.
-    if not ctx.store.take(f"question:{channel}:{ts}"):
-        return
-    thread_ts = event.get("thread_ts") or (None if in_dm else ts)
+    key = f"question:{channel}:{ts}"
+    thread_ts = thread or (None if in_dm else ts)
     if not enabled_in(ctx, channel, in_dm):
-        if ctx.store.take(f"not-enabled:{channel}"):
-            client.chat_postMessage(channel=channel, thread_ts=thread_ts, **notice("I'm not enabled in this channel."))
+        if ctx.store.take(key):
+            post(ctx, f"not-enabled:{channel}", channel, notice("I'm not enabled in this channel."), thread_ts,
+                 taken=f"not-enabled:{channel}")
         return
-    limit = ctx.settings.slack.max_question_chars
-    question, note = clean_question(event.get("text", ""), limit)
+    question, note = clean_question(str(event.get("text") or ""), ctx.settings.slack_question_chars)
     if not question:
-        client.chat_postMessage(channel=channel, thread_ts=thread_ts, **notice(USAGE))
+        post(ctx, key, channel, notice(USAGE), thread_ts, taken=key)
         return
-    history = thread_history(client, channel, event["thread_ts"], ts, limit) if event.get("thread_ts") else []
-    answer_in_thread(ctx, client, channel, thread_ts, question, event["user"], history, note)
+    answer_in_thread(ctx, key, channel, thread_ts, ts, question, user, note, history=bool(thread))

@@ -1,8 +1,8 @@
 """The App Home tab: what the bot has read (the `dealbot status` facts), the digest of new articles and the schedule,
 how to ask (with example questions made from the newest articles' titles), and the feedback of the last 30 days.
 
-Published with views.publish when a user opens the tab (`app_home_opened`). Bolt acknowledges the event before the
-listener runs, so building the view never delays the ack; the status facts, which read every document's metadata,
+Published with views.publish when a user opens the tab (`app_home_opened`). The event is acknowledged first and the
+view built on the answer pool, so building it never delays the ack; the status facts, which read every document's metadata,
 are computed again only when the index or the run log changed.
 """
 
@@ -36,10 +36,12 @@ def register(app, ctx) -> None:
     facts = HomeFacts(ctx)
 
     @app.event("app_home_opened")
-    def on_home_opened(event, client):
-        if event.get("tab", "home") != "home":  # the Messages tab: nothing to publish
+    def on_home_opened(ack, event, client):
+        ack()
+        user = event.get("user")
+        if event.get("tab", "home") != "home" or not isinstance(user, str):  # the Messages tab: nothing to publish
             return
-        publish_home(client, event["user"], facts)
+        ctx.later(publish_home, client, user, facts)
 
 
 def publish_home(client, user: str, facts: "HomeFacts") -> None:

@@ -1,14 +1,19 @@
 """What the Slack bot keeps, in SQLite in the data directory: questions already taken (so a retried event is answered
-once, across restarts and replicas sharing the file), the answers it sent, feedback on them, and the channels it
-has already told that it is not enabled there."""
+once, across restarts and replicas sharing the file), the replies not yet delivered (so an answer survives a failing
+Web API and a restart), the answers it sent, feedback on them, and the channels it has already told that it is not
+enabled there."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
+import uuid
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..types import Answer
@@ -19,6 +24,12 @@ CREATE TABLE IF NOT EXISTS answers (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, channel TEXT, user TEXT, question TEXT NOT NULL,
     answer TEXT NOT NULL, answered INTEGER NOT NULL, payload TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS deliveries (
+    key TEXT PRIMARY KEY, state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    job TEXT NOT NULL, created REAL NOT NULL, deadline REAL NOT NULL, next_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, owner TEXT, lease_until REAL NOT NULL DEFAULT 0, error TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_at);
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, answer_id INTEGER NOT NULL REFERENCES answers(id),
     user TEXT, channel TEXT, vote TEXT NOT NULL CHECK (vote IN ('up', 'down'))
@@ -46,6 +57,102 @@ class SlackStore:
     def take(self, key: str) -> bool:
         """True the first time `key` is seen, False ever after: the one place retries are told from new work."""
         return self._write("INSERT OR IGNORE INTO taken (key, at) VALUES (?, ?)", (key, time.time())).rowcount == 1
+
+    # Deliveries: every reply is a row until Slack took it. Whoever works on one holds its lease (owner and
+    # lease_until), so one replica or thread at a time does; a row whose owner died is taken over.
+
+    def enqueue(self, key: str, job: dict, window: float, owner: str, lease: float, taken: str | None = None) -> bool:
+        """Keep a reply to deliver within `window` seconds, leased to `owner`; with `taken`, only if that key was
+        never taken before (one transaction: a question is both taken and queued, or neither). False if not new."""
+        now = time.time()
+        with self._lock, closing(self._connect()) as conn, conn:
+            if taken and conn.execute("INSERT OR IGNORE INTO taken (key, at) VALUES (?, ?)", (taken, now)).rowcount == 0:
+                return False
+            inserted = conn.execute(
+                "INSERT OR IGNORE INTO deliveries (key, state, job, created, deadline, next_at, owner, lease_until) "
+                "VALUES (?, 'pending', ?, ?, ?, ?, ?, ?)",
+                (key, json.dumps(job), now, now + window, now, owner, now + lease),
+            ).rowcount
+            return inserted == 1
+
+    def claim_due(self, owner: str, lease: float, limit: int = 50) -> list["Delivery"]:
+        """Pending deliveries due now that nobody holds (or whose holder died), leased to `owner`, oldest due first."""
+        now = time.time()
+        with closing(self._connect()) as conn:
+            rows = conn.execute(
+                "SELECT key, owner, lease_until FROM deliveries WHERE state = 'pending' AND next_at <= ? "
+                "ORDER BY next_at LIMIT ?", (now, limit * 2),
+            ).fetchall()
+        keys = [key for key, holder, until in rows if until < now or _gone(holder)]
+        return [d for d in (self.claim(key, owner, lease, force=True) for key in keys[:limit]) if d is not None]
+
+    def claim(self, key: str, owner: str, lease: float, force: bool = False) -> "Delivery | None":
+        """Lease one pending delivery to `owner` if nobody else holds it (`force`: also if its holder died)."""
+        now = time.time()
+        with self._lock, closing(self._connect()) as conn, conn:
+            row = conn.execute(
+                "SELECT owner, lease_until, job, deadline, attempts FROM deliveries WHERE key = ? AND state = 'pending'",
+                (key,),
+            ).fetchone()
+            if row is None or (row[1] >= now and not (force and _gone(row[0]))):  # held, even by this process
+                return None
+            conn.execute("UPDATE deliveries SET owner = ?, lease_until = ? WHERE key = ?", (owner, now + lease, key))
+        return Delivery(key, json.loads(row[2]), row[3], row[4])
+
+    def renew(self, key: str, owner: str, lease: float) -> bool:
+        """Extend `owner`'s lease on a pending delivery; False if it is finished or another holder took it."""
+        return self._write(
+            "UPDATE deliveries SET lease_until = ? WHERE key = ? AND owner = ? AND state = 'pending'",
+            (time.time() + lease, key, owner),
+        ).rowcount == 1
+
+    def save(self, delivery: "Delivery", owner: str, lease: float) -> None:
+        """Record how far a delivery got (its job), renewing the lease."""
+        self._write(
+            "UPDATE deliveries SET job = ?, lease_until = ? WHERE key = ? AND owner = ?",
+            (json.dumps(delivery.job), time.time() + lease, delivery.key, owner),
+        )
+
+    def postpone(self, delivery: "Delivery", owner: str, wait: float, error: str) -> None:
+        """Release a delivery that failed this time; it is due again in `wait` seconds."""
+        self._write(
+            "UPDATE deliveries SET job = ?, attempts = attempts + 1, next_at = ?, lease_until = 0, error = ? "
+            "WHERE key = ? AND owner = ?",
+            (json.dumps(delivery.job), time.time() + wait, error[:500], delivery.key, owner),
+        )
+
+    def release(self, delivery: "Delivery", owner: str) -> None:
+        """Give a delivery back untouched (its holder is stopping): anyone may take it now."""
+        self._write("UPDATE deliveries SET job = ?, lease_until = 0 WHERE key = ? AND owner = ?",
+                    (json.dumps(delivery.job), delivery.key, owner))
+
+    def close_delivery(self, delivery: "Delivery", owner: str, state: str, error: str = "") -> None:
+        """The end of a delivery: 'delivered', or 'failed' (given up after its window)."""
+        self._write(
+            "UPDATE deliveries SET state = ?, job = ?, lease_until = 0, error = ? WHERE key = ? AND owner = ?",
+            (state, json.dumps(delivery.job), error[:500] or None, delivery.key, owner),
+        )
+
+    def release_all(self, owner: str) -> None:
+        self._write("UPDATE deliveries SET lease_until = 0 WHERE owner = ? AND state = 'pending'", (owner,))
+
+    def hurry(self) -> None:
+        """Make every pending delivery due now (Slack answers again: no reason to wait out the back-off)."""
+        self._write("UPDATE deliveries SET next_at = ? WHERE state = 'pending' AND next_at > ?", (time.time(),) * 2)
+
+    def next_due(self) -> float | None:
+        with closing(self._connect()) as conn:
+            return conn.execute("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'").fetchone()[0]
+
+    def delivery_counts(self) -> dict[str, int]:
+        """Deliveries by state: 'pending' (still being retried), 'delivered', 'failed' (given up)."""
+        with closing(self._connect()) as conn:
+            rows = conn.execute("SELECT state, COUNT(*) FROM deliveries GROUP BY state").fetchall()
+        return {"pending": 0, "delivered": 0, "failed": 0} | dict(rows)
+
+    def prune_deliveries(self, older_than: float) -> None:
+        """Forget finished deliveries older than `older_than` seconds (the answers themselves stay)."""
+        self._write("DELETE FROM deliveries WHERE state != 'pending' AND created < ?", (time.time() - older_than,))
 
     def record_answer(self, answer: Answer, channel: str | None, user: str | None, payload: dict) -> int:
         cur = self._write(
@@ -86,3 +193,33 @@ class SlackStore:
             record["citations"] = json.loads(r["payload"])["citations"]
             out.append(record)
         return out
+
+
+@dataclass
+class Delivery:
+    """A reply on its way: `job` says what to send where and how far it got (see bot/slack/delivery.py)."""
+
+    key: str
+    job: dict
+    deadline: float
+    attempts: int = 0
+
+
+def new_owner() -> str:
+    """Who holds a lease: this host and process, and a unique id (a process may run more than one app)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _gone(owner: str | None) -> bool:
+    """Whether a lease's holder is a process of this host that no longer runs (killed, crashed)."""
+    host, _, rest = (owner or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

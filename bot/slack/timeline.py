@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 
 from ..dates import parse_date
 from ..story import StoryArticle, by_month, timeline
 from .answering import enabled_in
+from .answering import reply as send_reply
 from .articles import MAX_BLOCKS, article_text, context, section
 from .blocks import SECTION_LIMIT, escape, notice
 
@@ -40,9 +42,12 @@ def parse(text: str) -> tuple[bool, str | None, str]:
         return False, None, ""
 
 
-def reply(ctx, ack, command: dict, respond) -> None:
-    """Acknowledge at once, then answer privately with the timeline (or what went wrong)."""
-    ack()
+def reply(ctx, command: dict) -> None:
+    """Answer privately with the timeline (or what went wrong), through the command's response URL; called on the
+    answer pool after the command was acknowledged."""
+    url = command.get("response_url")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        return
     _, since, error = parse(command.get("text", ""))
     channel = command.get("channel_id")
     if not enabled_in(ctx, channel, in_dm=str(channel).startswith("D")):
@@ -55,10 +60,8 @@ def reply(ctx, ack, command: dict, respond) -> None:
         except Exception as exc:  # the user hears of it; the log gets the details
             log.exception("building the timeline failed")
             message = notice(f"Sorry, I could not read the articles ({type(exc).__name__}). Please try again later.")
-    try:
-        respond(response_type="ephemeral", **message)
-    except Exception:
-        log.warning("sending the timeline failed", exc_info=True)
+    key = f"timeline:{command.get('trigger_id') or uuid.uuid4().hex}"
+    send_reply(ctx, key, url, message, response_type="ephemeral")
 
 
 def timeline_message(articles: list[StoryArticle], since: str | None = None) -> dict:
