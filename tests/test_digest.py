@@ -34,8 +34,8 @@ class HistorySlack(FakeSlackAPI):
             self.history.clear()
             self.lose_posts = 0
 
-    def _answer(self, method, args, headers):
-        status, extra, reply = super()._answer(method, args, headers)
+    def _answer(self, method, args, headers, path=""):
+        status, extra, reply = super()._answer(method, args, headers, path)
         with self._lock:
             if method == "chat.postMessage" and status == 200:
                 metadata = args.get("metadata")

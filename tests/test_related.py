@@ -245,7 +245,7 @@ def test_slack_related_block_is_escaped_compact_and_within_block_kit_limits():
             # The only Slack markup is a link to an http(s) URL: never a mention, a channel or a special mention.
             assert all(m.startswith(("http://", "https://")) for m in re.findall(r"<([^>]*)>", t)), t
     elements = [e["text"] for e in context[0]["elements"][1:]]
-    assert "<https://ok.example/a?x=1&amp;y=&lt;2&gt;|" in elements[1]
+    assert "<https://ok.example/a?x=1&amp;y=%3C2%3E|" in elements[1]
     assert "<" not in elements[0] and "<" not in elements[2] and "<" not in elements[3]  # not linked
     assert blocks.index(context[0]) > [b["type"] for b in blocks].index("section")  # under the answer and sources
 

@@ -24,7 +24,7 @@ def _unsafe(text: str) -> set[str]:
     """Characters that break a line or a terminal, or hide text: controls, separators, format characters, surrogates
     (private-use and unassigned code points are a user's own business)."""
     return {c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp")}
-KEYS = {"question", "answered", "answer", "citations", "evidence", "reason", "composer", "fallback_reason",
+KEYS = {"question", "answered", "answer", "citations", "related", "evidence", "reason", "composer", "fallback_reason",
         "timings_ms", "note"}
 
 
