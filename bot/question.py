@@ -148,6 +148,21 @@ class Reading:
         """What retrieval searches for, and `Answer.asked`: the question as understood, its context in brackets."""
         return f"{self.understood} ({' '.join(self.context)})" if self.context else self.understood
 
+    def describe(self) -> str:
+        """The reading in a line, for --explain: the kind of answer expected and what else the question brought."""
+        e = self.expects
+        parts = [f"expects {e.kind}" + (f" ({e.unit})" if e.unit else "")]
+        for label, value in (("speaker", e.speaker), ("role", e.roles), ("venue", e.venue), ("acting", e.reacting)):
+            if value:
+                parts.append(f"{label} {value if isinstance(value, str) else '/'.join(sorted(value))}")
+        parts += [label for label, on_ in (("agreement", e.agreed), ("decision", e.decided), ("money", e.money),
+                                            ("percentage", e.percent), ("newest first", e.present)) if on_]
+        if self.context:
+            parts.append("context from earlier: " + " ".join(self.context))
+        if self.outlets:
+            parts.append("outlets named: " + ", ".join(self.outlets))
+        return "; ".join(parts)
+
     @cached_property
     def stems(self) -> frozenset[str]:
         """The terms of every word of the question and its context (the answer's kind included)."""
