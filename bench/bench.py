@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.dates import MONTHS  # noqa: E402
 from bot.pipeline import Pipeline  # noqa: E402
 from ingest.chunking import chunk  # noqa: E402
 from ingest.embed import Embedder  # noqa: E402
@@ -40,7 +41,6 @@ OBJECTS = (
     "battery contracts|mining quotas|customs filings|export applications"
 ).split("|")
 PLACES = "Shanghai Rotterdam Baotou Houston Geneva London Busan Antwerp Ganzhou Oakland".split()
-MONTHS = "January February March April May June July August September October November December".split()
 
 
 def synthetic_corpus(folder: Path, documents: int, seed: int = 7) -> None:

@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT))
 from bot.answer import WEIGHTS, rank  # noqa: E402
 from bot.evaluate import load_cases  # noqa: E402
 from bot.pipeline import Pipeline  # noqa: E402
-from bot.text import expectation  # noqa: E402
 from ingest.settings import load_settings  # noqa: E402
 
 SIGNALS = [k for k in WEIGHTS if k != "shape"]  # every sentence compared here has the shape
@@ -49,12 +48,12 @@ def questions(pipeline: Pipeline, folder: Path) -> tuple[list, list]:
         for case in load_cases(str(path)):
             if case.split != "dev" or not case.answerable:
                 continue
-            asked, _, hits = pipeline.retrieve(case.question)  # what `ask` composes from, without composing
-            shaped = [c for c in rank(asked, hits, expectation(asked), retriever.stats) if c.signals["shape"]]
+            reading, _, hits = pipeline.retrieve(case.question)  # what `ask` composes from, without composing
+            shaped = [c for c in rank(reading, hits, retriever.stats) if c.signals["shape"]]
             labels = np.array([any(a.lower() in c.text.lower() for a in case.answer_any) for c in shaped])
             if labels.any():
                 out.append((path.stem, np.array([[c.signals[k] for k in SIGNALS] for c in shaped]), labels))
-                question = pipeline.embedder.encode_query(asked)
+                question = pipeline.embedder.encode_query(reading.text)
                 products = np.array([question * _sentence_vector(retriever, c) for c in shaped])
                 vectors.append((path.stem, np.array([c.score for c in shaped]), products, labels))
     return out, vectors

@@ -11,10 +11,15 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-_MONTH_NAMES = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
-_MONTH_NAMES.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
-_MONTH_NAMES["sept"] = 9
-_MONTH = r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec)"
+# The calendar's names, written once for every module (not the locale's: the articles are in English).
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTH_NUMBERS = {m.lower(): i for i, m in enumerate(MONTHS, 1)} | {m[:3].lower(): i for i, m in enumerate(MONTHS, 1)}
+_MONTH_NUMBERS["sept"] = 9
+# A month as written: its name or an abbreviation ("Sept", "Oct"), capitalised.
+MONTH_PATTERN = "|".join(dict.fromkeys([*MONTHS, *(m[:3] for m in MONTHS), "Sept"]))
+_MONTH = f"({MONTH_PATTERN})"
 _WHEN = re.compile(rf"\b(since|after|from|before|until|till|by|in|during)\s+(?:early\s+|late\s+|mid-?)?{_MONTH}\b(?:\s+(20\d\d))?|\b(since|after|before|until|in|during)\s+(20\d\d)\b", re.I)
 
 
@@ -46,7 +51,7 @@ def question_window(question: str, newest: str | None) -> Window:
             year = int(m[5])
             start, end = date(year, 1, 1), date(year, 12, 31)
         else:
-            month = _MONTH_NAMES[m[2].lower().rstrip(".")]
+            month = _MONTH_NUMBERS[m[2].lower().rstrip(".")]
             year = int(m[3]) if m[3] else (today.year if month <= today.month else today.year - 1)
             start, end = _month_start(year, month), _month_end(year, month)
         if word in ("since", "after", "from"):
@@ -73,7 +78,7 @@ def parse_date(text: str, end: bool = False) -> str:
         m = re.fullmatch(rf"{_MONTH}\.?\s+(\d{{4}})", text, re.I)
         if not m:
             raise ValueError(f"not a date: {text!r} (use 2025-06-27, 2025-06 or 'June 2025')")
-        year, month = int(m[2]), _MONTH_NAMES[m[1].lower()]
+        year, month = int(m[2]), _MONTH_NUMBERS[m[1].lower()]
     if not 1 <= month <= 12:
         raise ValueError(f"not a date: {text!r}")
     return (_month_end(year, month) if end else _month_start(year, month)).isoformat()

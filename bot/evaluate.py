@@ -248,8 +248,8 @@ def calibrate_off_topic(pipeline: Pipeline, cases: list[Case]) -> tuple[float, d
     dev = [c for c in cases if c.split == "dev"] or cases
     scored = []
     for c in dev:
-        asked, _, hits = pipeline.retrieve(c.question)
-        scored.append((question_topicality(asked, hits, pipeline.retriever.stats), c.off_topic))
+        reading, _, hits = pipeline.retrieve(c.question)
+        scored.append((question_topicality(reading, hits, pipeline.retriever.stats), c.off_topic))
     points = sorted({t for t, _ in scored} | {0.0, 1.0})
     wrong = [sum(((lo + hi) / 2 >= t) != off for t, off in scored) for lo, hi in zip(points, points[1:])]
     fewest = min(wrong)

@@ -1,5 +1,5 @@
 """Follow-up questions: "and when was it signed?" read in the light of the conversation so far. No LLM: the
-earlier turns' names stand in for the follow-up's pronouns, and their content words are appended."""
+earlier turns' names stand in for the follow-up's pronouns, and their content words become its context."""
 
 from __future__ import annotations
 
@@ -19,47 +19,51 @@ _THERE = re.compile(r"\bthere\b", re.I)
 _PLACE = re.compile(r"\b(?:in|at) ([A-Z][a-z]+(?:,? [A-Z][a-z]+)*)")
 
 
-def _question(turn) -> str:
-    """A turn of the history as text: a question, or an Answer (the question as it was answered)."""
-    if isinstance(turn, str):
-        return turn
-    return getattr(turn, "asked", "") or getattr(turn, "question", "")
-
-
 def leans_on_context(question: str) -> bool:
     return bool(_ELLIPTIC.search(question)) or len(terms(question)) < 2
 
 
-def contextualize(question: str, history: Sequence) -> str:
-    """The question made to stand on its own, using the conversation so far (oldest turn first).
+def _turn(turn, before: Sequence) -> tuple[str, tuple[str, ...]]:
+    """An earlier turn as it was understood: its question and the context words it leaned on. A turn is a question
+    as typed (read here in the light of the turns `before` it) or the Answer given to it."""
+    reading = getattr(turn, "reading", None)
+    if reading is not None:
+        return reading.understood, reading.context
+    if not isinstance(turn, str) and getattr(turn, "asked", ""):  # an Answer rebuilt without its reading
+        return turn.asked, ()
+    return resolve(turn if isinstance(turn, str) else getattr(turn, "question", ""), before)
+
+
+def resolve(question: str, history: Sequence) -> tuple[str, tuple[str, ...]]:
+    """The question made to stand on its own, using the conversation so far (oldest turn first), and the words of
+    the earlier turn it leans on.
 
     A follow-up that starts with "and", "what about", uses a pronoun, or has fewer than two content words is taken
-    to continue the conversation: a "he/she/they" is replaced by the names the previous question was about, and
-    the content words of the previous question (itself resolved the same way) are appended in brackets. The
-    follow-up's own words stay first, so what kind of answer it asks for ("when", "who") is still read from it.
-    Anything else stands on its own.
+    to continue the conversation: a "he/she/they" is replaced by the names the previous question was about, a
+    "there" by the place the previous answer named, and the content words of the previous question (itself read the
+    same way, so a follow-up to a follow-up keeps the first topic) become its context. The follow-up's own words
+    stay as they are, so what kind of answer it asks for ("when", "who") is still read from them. Anything else
+    stands on its own.
     """
-    earlier = [q for q in (_question(t) for t in history) if q.strip()]
-    if not earlier or not leans_on_context(question):
-        return question
-    previous = earlier[-1]
-    if not (getattr(history[-1], "asked", "") if not isinstance(history[-1], str) else ""):
-        previous = contextualize(previous, history[:-1])  # a follow-up to a follow-up keeps the first topic
+    turns = [i for i, t in enumerate(history) if (t if isinstance(t, str) else _turn(t, ())[0]).strip()]
+    if not turns or not leans_on_context(question):
+        return question, ()
+    last = turns[-1]
+    understood, context = _turn(history[last], history[:last])
+    previous = f"{understood} ({' '.join(context)})" if context else understood
     names = [n for n in named_entities(previous) if n.lower() not in STOPWORDS]
-    resolved = question
-    used: set[str] = set()
+    resolved, used = question, set()
     if names and _PERSONAL.search(question):
         resolved = _PERSONAL.sub(lambda m: " and ".join(names), question, count=1)
         used = {n.lower() for n in names}
-    last = history[-1]
-    if _THERE.search(resolved) and not isinstance(last, str) and getattr(last, "answered", False):
-        if place := _PLACE.search(" ".join(s.text for s in last.sentences)):
+    answer = history[-1]
+    if _THERE.search(resolved) and not isinstance(answer, str) and getattr(answer, "answered", False):
+        if place := _PLACE.search(" ".join(s.text for s in answer.sentences)):
             resolved = _THERE.sub(f"in {place[1]}", resolved, count=1)
     own = {w.lower() for w in words(resolved)}
-    context = []
-    for w in words(previous.replace("(", " ").replace(")", " ")):
-        lw = w.lower()
-        if lw in STOPWORDS or lw in own or lw in used or lw in {c.lower() for c in context}:
-            continue
-        context.append(w)
-    return f"{resolved.rstrip()} ({' '.join(context)})" if context else resolved
+    found: dict[str, str] = {}
+    skip = STOPWORDS | own | used
+    for w in words(understood) + list(context):
+        if w.lower() not in skip:
+            found.setdefault(w.lower(), w)
+    return resolved.rstrip(), tuple(found.values())

@@ -41,8 +41,8 @@ class DealbotRetriever(BaseRetriever):
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         filters = Filters(self.since, self.until, tuple(self.sources)) or None
-        asked, applied, hits = self.pipeline.retrieve(query, filters=filters, k=self.k)
-        return [_document(hit, asked, applied.describe()) for hit in hits]
+        reading, applied, hits = self.pipeline.retrieve(query, filters=filters, k=self.k)
+        return [_document(hit, reading.text, applied.describe()) for hit in hits]
 
 
 def _document(hit: Hit, asked: str, filters: str) -> Document:

@@ -29,8 +29,9 @@ from rapidfuzz import fuzz
 from ingest.chunking import split_sentences
 from ingest.settings import LLMSettings, SettingsError
 
+from .question import Reading
 from .text import terms
-from .types import Answer, Citation, Hit, Sentence
+from .types import Answer, Citation, Citations, Hit, Sentence
 
 log = logging.getLogger("dealbot.llm")
 log.addHandler(logging.NullHandler())  # the CLI reports fallbacks itself; `dealbot serve` logs them
@@ -175,14 +176,14 @@ class Citer:
 
     def __init__(self, hits: Sequence[Hit]):
         self.hits = list(hits)
-        self.numbers: dict[str, int] = {}  # doc_id -> citation number
+        self.cited = Citations()
 
-    def number(self, passage: int) -> int | None:
-        """The citation number for passage `passage` (1-based), or None when no such passage was given."""
+    def number(self, passage: int, quote: str | None = None) -> int | None:
+        """The citation number for passage `passage` (1-based), now quoting `quote` too, or None when no such
+        passage was given."""
         if not 1 <= passage <= len(self.hits):
             return None
-        doc = self.hits[passage - 1].doc_id
-        return self.numbers.setdefault(doc, len(self.numbers) + 1)
+        return self.cited.cite(self.hits[passage - 1], quote)
 
     def display(self, partial: str) -> str:
         """A reply being written, as shown while it streams: valid markers renumbered, invalid ones removed, a
@@ -235,7 +236,7 @@ def parse_reply(reply: str, hits: Sequence[Hit]) -> Parsed:
         i = max([k for k, (s, _) in enumerate(spans) if s < at] or [0])
         if passage not in cited[i]:
             cited[i].append(passage)
-    sentences, quotes, dropped = [], {}, 0
+    sentences, dropped = [], 0
     for (s, e), passages in zip(spans, cited):
         claim = " ".join(text[s:e].split()).lstrip("-*• ").strip()
         if not claim:
@@ -246,23 +247,11 @@ def parse_reply(reply: str, hits: Sequence[Hit]) -> Parsed:
             else:
                 dropped += 1
             continue
-        numbers = list(dict.fromkeys(citer.number(p) for p in passages))
-        for p in passages:
-            hit = hits[p - 1]
-            quotes.setdefault(hit.doc_id, [])
-            q = best_sentence(claim, hit)
-            if q not in quotes[hit.doc_id]:
-                quotes[hit.doc_id].append(q)
+        numbers = list(dict.fromkeys(citer.number(p, best_sentence(claim, hits[p - 1])) for p in passages))
         sentences.append(Sentence(claim, numbers[0], tuple(numbers[1:])))
-    first_hit = {}
-    for h in hits:
-        first_hit.setdefault(h.doc_id, h)
-    citations = tuple(
-        Citation.of(n, first_hit[doc], quotes[doc]) for doc, n in sorted(citer.numbers.items(), key=lambda kv: kv[1])
-    )
     any_cited = any(s.n for s in sentences)
     abstained = not any_cited and any(not s.n for s in sentences)
-    return Parsed(tuple(sentences) if any_cited else (), citations, abstained, dropped_markers, dropped)
+    return Parsed(tuple(sentences) if any_cited else (), citer.cited.all(), abstained, dropped_markers, dropped)
 
 
 def best_sentence(claim: str, hit: Hit) -> str:
@@ -298,9 +287,10 @@ class LLMComposer:
             question=neutralise(question),
         )
 
-    def answer(self, question: str, history: Sequence[str], hits: Sequence[Hit], offline: Answer,
+    def answer(self, reading: Reading, hits: Sequence[Hit], offline: Answer,
                on_text: Callable[[str], None] | None = None) -> Answer:
-        """The model's cited answer, or `offline` with the reason the model's reply could not be used."""
+        """The model's cited answer to the question as asked (the earlier questions of the conversation shown to it
+        as well), or `offline` with the reason the model's reply could not be used."""
 
         def fall_back(reason: str) -> Answer:
             log.warning("LLM answer not used, giving the offline answer: %s", reason)
@@ -315,7 +305,7 @@ class LLMComposer:
                 on_text(text)
 
         try:
-            reply = self._generate(self.messages(question, history, hits), shown if on_text else None)
+            reply = self._generate(self.messages(reading.asked, reading.earlier, hits), shown if on_text else None)
         except Exception as exc:  # any failure of the provider or the network: the offline answer is the safety net
             if isinstance(exc, _TimedOut) or "timeout" in type(exc).__name__.lower():
                 return fall_back(f"the model did not answer within {self.settings.timeout_seconds:g} s")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 from typing import Callable, Sequence
 
@@ -13,11 +12,10 @@ from ingest.lock import ReadAccess
 from ingest.settings import Settings
 
 from .answer import compose, uncovered
-from .dates import question_window
-from .followup import contextualize
+from .question import Reading, prepare, read
 from .related import with_related
-from .question import prepare
 from .retrieve import Filters, Retriever
+from .text import Lexicon
 from .types import NOT_ASKED, Answer, Hit
 
 
@@ -40,6 +38,7 @@ class Pipeline:
         self.index = Index(settings, self.embedder.name, self.embedder.dimensions)
         self.index.require()
         self.retriever = Retriever(self.index, self.embedder, settings.retrieval.k)
+        self.lexicon = Lexicon(settings.vocabulary)
         self.embedder.encode_query("warm up")  # load the model now, not on the first question
 
     def close(self) -> None:
@@ -58,33 +57,32 @@ class Pipeline:
         the Answers given to them; a follow-up ("and when was it signed?") is read in their light."""
         return self.ask(question, history, **options)
 
-    def retrieve(
-        self, question: str, history: Sequence[str | Answer] = (), filters: Filters | None = None, k: int | None = None
-    ) -> tuple[str, Filters, list[Hit]]:
-        """The passages `question` is answered from: the question as read (a follow-up completed from `history`,
-        acronyms, spelling and capitals put right, an outlet it names taken out as a filter), the filters applied
-        (the caller's, else those the question names: "since October", "according to The Hill") and the hits."""
+    def read(self, question: str, history: Sequence[str | Answer] = ()) -> Reading:
+        """How `question` is read: a follow-up completed from `history` (the earlier turns, oldest first), acronyms,
+        spelling and capitals put right as the articles write them, the dates and outlets it names."""
         # Every caller's question is cleaned and capped here too, so none costs more than the cap's worth of work.
         cap = self.settings.ask.max_question_chars
-        question = prepare(question, cap).text
         history = [prepare(h, cap).text if isinstance(h, str) else h for h in history]
-        stats = self.retriever.stats
-        asked = stats.truecase(stats.correct_spelling(stats.expand_acronyms(contextualize(question, history))))
-        window = question_window(question, self.retriever.newest)
-        named = Filters(window.since, window.until, self.retriever.outlets_named(question))
+        r = self.retriever
+        return read(prepare(question, cap).text, history, r.stats, self.lexicon, r.newest, r.outlets)
+
+    def retrieve(
+        self, question: str, history: Sequence[str | Answer] = (), filters: Filters | None = None, k: int | None = None
+    ) -> tuple[Reading, Filters, list[Hit]]:
+        """The passages `question` is answered from: the question as read (see `read`), the filters applied (the
+        caller's, else those the question names: "since October", "according to The Hill") and the hits."""
+        reading = self.read(question, history)
+        named = Filters(reading.window.since, reading.window.until, reading.outlets)
         combined = Filters(
             (filters.since if filters else None) or named.since,
             (filters.until if filters else None) or named.until,
             (filters.sources if filters else ()) or named.sources,
         )
-        if named.sources:  # the outlet is a filter now, not words the answer must contain
-            outlets = "|".join(re.escape(n) for n, o in self.retriever.outlets.items() if o in named.sources)
-            asked = re.sub(rf"\s*\b(?:according to|in|from|by)?\s*(?:{outlets})(?!\w)", "", asked, flags=re.I).strip(" ,;:")
-        hits = self.retriever.retrieve(asked, combined, k, prefer=window.prefer)
+        hits = self.retriever.retrieve(reading, combined, k)
         if not hits and named and combined != filters:  # the question's own filters ruled everything out: drop them
             combined = filters or Filters()
-            hits = self.retriever.retrieve(asked, combined, k, prefer=window.prefer)
-        return asked, combined, hits
+            hits = self.retriever.retrieve(reading, combined, k)
+        return reading, combined, hits
 
     def ask(
         self,
@@ -104,24 +102,23 @@ class Pipeline:
         (citation markers already renumbered); the Answer returned is final and may differ (checked citations, or
         the offline answer when the model failed).
         """
-        question = prepare(question, self.settings.ask.max_question_chars).text  # the LLM is given it too
         threshold = self.settings.retrieval.min_score if min_score is None else min_score
         t0 = time.perf_counter()
-        asked, combined, hits = self.retrieve(question, history, filters)
+        reading, combined, hits = self.retrieve(question, history, filters)
+        stats = self.retriever.stats
         t1 = time.perf_counter()
-        answer = dataclasses.replace(compose(asked, hits, self.retriever.stats, threshold, explain=explain), question=question)
+        answer = compose(reading, hits, stats, threshold, explain=explain)
         t2 = time.perf_counter()
         timings = {"retrieve": round((t1 - t0) * 1000, 2), "compose": round((t2 - t1) * 1000, 2)}
         if self.llm is not None and use_llm:
-            if reason := uncovered(asked, hits, self.retriever.stats):
+            if reason := uncovered(reading, hits, stats):
                 answer = dataclasses.replace(answer, fallback_reason=f"{NOT_ASKED}: {reason}")
             else:
-                earlier = [h if isinstance(h, str) else (h.asked or h.question) for h in history]
-                answer = self.llm.answer(question, earlier, hits, answer, on_text=on_text)
+                answer = self.llm.answer(reading, hits, answer, on_text=on_text)
             t3 = time.perf_counter()
             timings["generate"] = round((t3 - t2) * 1000, 2)
             t2 = t3
         # Where else the answer may be: from the same retrieval, whoever wrote the answer.
-        answer = with_related(asked, answer, hits, self.retriever.stats, explain=explain)
+        answer = with_related(reading, answer, hits, stats, explain=explain)
         timings["total"] = round((time.perf_counter() - t0) * 1000, 2)
-        return dataclasses.replace(answer, timings_ms=timings, asked=asked, filters=combined.describe())
+        return dataclasses.replace(answer, timings_ms=timings, asked=reading.text, filters=combined.describe(), reading=reading)

@@ -26,8 +26,9 @@ import dataclasses
 from functools import lru_cache
 from typing import Sequence
 
+from .question import Reading
 from .retrieve import CorpusStats
-from .text import question_terms, terms
+from .text import terms
 from .types import Answer, Hit, Related, RelatedChoice
 
 RELATED_MAX = 3
@@ -50,17 +51,17 @@ class _Candidate:
     match: float
 
 
-def with_related(question: str, answer: Answer, hits: Sequence[Hit], stats: CorpusStats, explain: bool = False) -> Answer:
+def with_related(reading: Reading, answer: Answer, hits: Sequence[Hit], stats: CorpusStats, explain: bool = False) -> Answer:
     """`answer` with its related passages (and, with `explain`, why each retrieved article's was shown or not)."""
-    related, choices = choose(question, answer, hits, stats)
+    related, choices = choose(reading, answer, hits, stats)
     return dataclasses.replace(answer, related=related, related_choices=choices if explain else ())
 
 
 def choose(
-    question: str, answer: Answer, hits: Sequence[Hit], stats: CorpusStats
+    reading: Reading, answer: Answer, hits: Sequence[Hit], stats: CorpusStats
 ) -> tuple[tuple[Related, ...], tuple[RelatedChoice, ...]]:
     """The related passages for `answer`, best first, and a choice (shown or why not) for every retrieved article."""
-    candidates = _candidates(question, hits, stats)
+    candidates = _candidates(reading, hits, stats)
     topical = topicality(candidates)
     if topical < OFF_TOPIC_MATCH:
         why = f"not shown: the question is off-topic (best match {topical:.3f} < {OFF_TOPIC_MATCH:g})"
@@ -85,9 +86,9 @@ def topicality(candidates: Sequence[_Candidate]) -> float:
     return max((c.match for c in candidates), default=0.0)
 
 
-def question_topicality(question: str, hits: Sequence[Hit], stats: CorpusStats) -> float:
+def question_topicality(reading: Reading, hits: Sequence[Hit], stats: CorpusStats) -> float:
     """`topicality` of the question's retrieved passages (what the off-topic cut applies to; for calibration)."""
-    return topicality(_candidates(question, hits, stats))
+    return topicality(_candidates(reading, hits, stats))
 
 
 def _why_not(c: _Candidate, cited_docs, copies, on_screen, reference: float, count: int) -> str:
@@ -105,10 +106,10 @@ def _why_not(c: _Candidate, cited_docs, copies, on_screen, reference: float, cou
     return ""
 
 
-def _candidates(question: str, hits: Sequence[Hit], stats: CorpusStats) -> list[_Candidate]:
+def _candidates(reading: Reading, hits: Sequence[Hit], stats: CorpusStats) -> list[_Candidate]:
     """For each article retrieved, its sentence that best matches the question and the passage it is in, in the
     fused-score order of those passages."""
-    weight = {t: stats.idf(t) for t in question_terms(question)}
+    weight = {t: stats.idf(t) for t in reading.terms}
     wanted = weight.keys()
     total = sum(weight.values()) or 1.0
     best: dict[str, tuple[float, float, Hit, str]] = {}  # doc_id -> (pick, match, hit, sentence)

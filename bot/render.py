@@ -55,6 +55,8 @@ def explain_text(answer: Answer, width: int = 100) -> str:
     """What the composer saw: the retrieved passages with their scores, and the best candidate sentences with
     their signals and why each was chosen or not."""
     lines = [f"question as answered: {answer.asked or answer.question}"]
+    if answer.reading is not None:
+        lines.append(f"read as: {answer.reading.describe()}")
     if answer.filters:
         lines.append(f"filters: {answer.filters}")
     lines.append(f"evidence {answer.evidence:.3f}" + (f"; abstained: {answer.reason}" if not answer.answered else ""))

@@ -12,14 +12,18 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ingest.embed import Embedder
 from ingest.index import Index, MalformedRow, Row
 
-from .text import ROLES, STOPWORDS, _plain, is_calendar, name_pattern, stem, terms, venues, words
+from .text import STOPWORDS, _plain, is_calendar, stem, terms, words
 from .types import Hit
+
+if TYPE_CHECKING:
+    from .question import Reading
 
 log = logging.getLogger("dealbot.retrieve")
 
@@ -70,50 +74,12 @@ class CorpusStats:
                 names.setdefault(w.lower(), w)
         return cls(len(seen), dict(df), frozenset(vocabulary), documents, names)
 
-    def truecase(self, question: str) -> str:
-        """The question with the names it writes in lower case capitalised as the articles write them ("what did
-        lutnick say about geneva" -> "what did Lutnick say about Geneva"), so they count as names."""
-        return re.sub(r"[A-Za-z][A-Za-z'’]*", lambda m: self.names.get(m[0], m[0]) if m[0].islower() else m[0], question)
-
-    def correct_spelling(self, question: str) -> str:
-        """The question with words no article contains replaced by a close match that one does ("comerce")."""
-        from rapidfuzz import fuzz, process
-
-        def fix(m: re.Match) -> str:
-            word, suffix = m[1], m[2] or ""
-            if suffix.lower() in ("'t", "’t"):  # a contraction ("weren't") is no misspelling
-                return m[0]
-            # Role words ("minister") are left alone: corrected to a word the articles have ("ministry"), a question
-            # about a role no article names would be answered about something else.
-            if (
-                len(word) < 5
-                or word.lower() in self.vocabulary
-                or word.lower() in STOPWORDS
-                or stem(word) in self.df
-                or stem(word) in ROLES
-            ):
-                return m[0]
-            match = process.extractOne(word.lower(), self._spellable, scorer=fuzz.ratio, score_cutoff=85)
-            if not match or match[0][0] != word[0].lower():  # a typo seldom hits the first letter: "member" is no
-                return m[0]  # misspelt "remember"
-            return (match[0].capitalize() if word[0].isupper() else match[0]) + suffix
-
-        return re.sub(r"([A-Za-z]+)(['’][A-Za-z]+)?", fix, question)
-
-    def expand_acronyms(self, question: str) -> str:
-        """The question with acronyms no article uses replaced by the words they stand for in the articles ("EDA"
-        by "electronic design automation", "EVs" by "electric vehicles"): the most frequent run of words whose
-        initials spell it."""
-
-        def expand(m: re.Match) -> str:
-            acronym = m[1]
-            if acronym.lower() in self.vocabulary:
-                return m[0]
-            if acronym not in self._expansions:
-                self._expansions[acronym] = self._expansion(acronym)
-            return self._expansions[acronym] or m[0]
-
-        return re.sub(r"\b([A-Z]{2,5})s?\b", expand, question)
+    def expansion(self, acronym: str) -> str | None:
+        """The words `acronym` stands for in the articles ("electronic design automation" for "EDA"): the most
+        frequent run of words whose initials spell it, or None."""
+        if acronym not in self._expansions:
+            self._expansions[acronym] = self._expansion(acronym)
+        return self._expansions[acronym]
 
     def _expansion(self, acronym: str) -> str | None:
         pattern = re.compile(r"\b" + r"[\s-]+".join(rf"{c}[a-z]+" for c in acronym.lower()) + r"\b", re.I)
@@ -128,7 +94,8 @@ class CorpusStats:
         return {}
 
     @cached_property
-    def _spellable(self) -> list[str]:
+    def spellable(self) -> list[str]:
+        """The words a misspelt word of a question may be corrected to."""
         return sorted(w for w in self.vocabulary if len(w) >= 4 and w.isalpha())
 
     def known_share(self, terms: frozenset[str]) -> float:
@@ -136,18 +103,6 @@ class CorpusStats:
         terms = frozenset(t for t in terms if t in self.df or not is_calendar(t))  # "in August": the dates say it
         total = sum(self.idf(t) for t in terms)
         return sum(self.idf(t) for t in terms if t in self.df) / total if total else 1.0
-
-    def mentions(self, name: str) -> bool:
-        """Whether some article has `name`, or a name that stands for it ("Brussels" for the EU)."""
-        if name.lower() in self.vocabulary:
-            return True
-        pattern = name_pattern(name)
-        return pattern.pattern.count("|") > 0 and any(pattern.search(text) for text in self.documents.values())
-
-    @cached_property
-    def venues(self) -> frozenset[str]:
-        """The places the articles name as where talks were held ("talks in Geneva", "the London meeting")."""
-        return frozenset(p.lower() for text in self.documents.values() for p in venues(text))
 
     @cached_property
     def document_terms(self) -> dict[str, frozenset[str]]:
@@ -300,13 +255,6 @@ class Retriever:
             }
             self._checked = time.monotonic()
 
-    def outlets_named(self, question: str) -> tuple[str, ...]:
-        """The outlets of the corpus that `question` names ("according to The Hill")."""
-        return tuple(
-            outlet for name, outlet in self.outlets.items()
-            if len(name) > 2 and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", question, re.I)
-        )
-
     def refresh_if_changed(self) -> bool:
         """Reload when the collection's size changed since the snapshot (checked at most every REFRESH_SECONDS)."""
         now = time.monotonic()
@@ -329,13 +277,12 @@ class Retriever:
         top = top[np.argsort(-scores[top])]
         return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
-    def retrieve(
-        self, question: str, filters: Filters | None = None, k: int | None = None, prefer: tuple[str, str] | None = None
-    ) -> list[Hit]:
-        """The k best passages for `question`, only from articles `filters` admits; articles published within
-        `prefer` (ISO dates, inclusive) get one more vote in the fusion, as if ranked first by a third list."""
+    def retrieve(self, reading: Reading, filters: Filters | None = None, k: int | None = None) -> list[Hit]:
+        """The k best passages for the question `reading` reads, only from articles `filters` admits; articles
+        published within the range it prefers ("in June": June and July) get one more vote in the fusion, as if
+        ranked first by a third list."""
         with self._lock:
-            return self._retrieve(question, filters, k, prefer)
+            return self._retrieve(reading.text, filters, k, reading.window.prefer)
 
     def _retrieve(self, question: str, filters: Filters | None, k: int | None, prefer) -> list[Hit]:
         k = k or self.k

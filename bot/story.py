@@ -9,7 +9,6 @@ passage's first sentence.
 
 from __future__ import annotations
 
-import calendar
 import json
 from dataclasses import dataclass, replace
 from pathlib import PurePath
@@ -17,6 +16,8 @@ from typing import Iterable, Sequence
 from urllib.parse import urlparse
 
 from ingest.index import Index, Row
+
+from .dates import MONTHS
 
 LEAD_CHARS = 220  # a lead sentence longer than this is cut at a word boundary, with "…"
 UNDATED = "Undated"
@@ -154,7 +155,7 @@ def month_of(article: StoryArticle) -> str:
     if not article.published:
         return UNDATED
     year, month = article.published[:4], int(article.published[5:7])
-    return f"{calendar.month_name[month]} {year}"
+    return f"{MONTHS[month - 1]} {year}"
 
 
 def by_month(items: Sequence[StoryArticle]) -> list[tuple[str, list[StoryArticle]]]:

@@ -6,6 +6,10 @@ Renderers (terminal, JSON, Slack) see only these, never Chroma rows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .question import Reading
 
 # What the bot says when it has no answer; the closest passages, if any are related, follow it (Answer.related).
 NOT_FOUND = "I couldn't find a direct answer in the articles."
@@ -55,6 +59,26 @@ class Citation:
     @property
     def quote(self) -> str:
         return self.quotes[0]
+
+
+class Citations:
+    """The articles an answer cites, numbered in order of first use, one citation per article (whichever of its
+    passages is cited), each quoting the sentences it is cited for. Both composers number their citations here."""
+
+    def __init__(self) -> None:
+        self._hits: dict[str, Hit] = {}
+        self._quotes: dict[str, list[str]] = {}
+
+    def cite(self, hit: Hit, quote: str | None = None) -> int:
+        """The number of `hit`'s article (the next one, when it is first cited), now quoting `quote` as well."""
+        self._hits.setdefault(hit.doc_id, hit)
+        quotes = self._quotes.setdefault(hit.doc_id, [])
+        if quote is not None and quote not in quotes:
+            quotes.append(quote)
+        return list(self._hits).index(hit.doc_id) + 1
+
+    def all(self) -> tuple[Citation, ...]:
+        return tuple(Citation.of(n, hit, self._quotes[doc]) for n, (doc, hit) in enumerate(self._hits.items(), 1))
 
 
 # A related passage's sentence is shown whole up to this many characters, else cut at a word boundary with "…".
@@ -169,6 +193,7 @@ class Answer:
     fallback_reason: str = ""  # why the LLM's reply was not used, when an LLM is configured and it was not
     related: tuple[Related, ...] = ()  # passages of articles the answer does not cite, best first (at most 3)
     related_choices: tuple[RelatedChoice, ...] = ()  # filled only when an explanation was asked for
+    reading: Reading | None = field(default=None, compare=False, repr=False)  # how the question was read
 
     @property
     def model_failed(self) -> bool:

@@ -8,6 +8,7 @@ defaults work from any working directory. Settings are built once, at the entry 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tomllib
 import typing
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE_CONFIG = Path(__file__).resolve().parent.parent / "config" / "dealbot.toml"
+PACKAGE_STORY = PACKAGE_CONFIG.parent / "story.toml"
 
 
 class SettingsError(ValueError):
@@ -127,10 +129,77 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class Vocabulary:
+    """The story's words (config/story.toml says what each list is for): the bot's reading of questions and its
+    checks of sentences use them. An empty list turns the check it feeds off."""
+
+    aliases: tuple[tuple[str, ...], ...] = ()
+    roles: tuple[str, ...] = ()
+    person_nouns: tuple[str, ...] = ()
+    organisation_nouns: tuple[str, ...] = ()
+    number_nouns: tuple[str, ...] = ()
+    place_nouns: tuple[str, ...] = ()
+    figure_nouns: tuple[str, ...] = ()
+    summary: tuple[str, ...] = ()
+    institutions: tuple[str, ...] = ()
+    speech: tuple[str, ...] = ()
+    saying: tuple[str, ...] = ()
+    acts: tuple[str, ...] = ()
+    reactions: tuple[str, ...] = ()
+    agreeing: tuple[str, ...] = ()
+    agreement: tuple[str, ...] = ()
+    deciding: tuple[str, ...] = ()
+    decision: tuple[str, ...] = ()
+    changes: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
+    present: tuple[str, ...] = ()
+    money_questions: tuple[str, ...] = ()
+    currencies: tuple[str, ...] = ()
+
+
+def load_vocabulary(path: Path) -> Vocabulary:
+    """The vocabulary in the TOML file `path`, or a SettingsError naming the file, the key and what is expected."""
+    try:
+        stat = path.stat()
+    except OSError:
+        raise SettingsError(f"story file {path} not found: set 'story' (or DEALBOT_STORY) to a file like config/story.toml") from None
+    return _vocabulary(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _vocabulary(path: Path, _mtime: int, _size: int) -> Vocabulary:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"story file {path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"story file {path} is not valid TOML: {exc}") from None
+    known = [f.name for f in dataclasses.fields(Vocabulary)]
+    if unknown := sorted(set(raw) - set(known)):
+        raise SettingsError(f"story file {path}: unknown list '{unknown[0]}' (known: {', '.join(known)})")
+    values = {}
+    for key, value in raw.items():
+        if key == "aliases":
+            if not isinstance(value, list) or not all(_words(group) for group in value):
+                raise SettingsError(f"story file {path}: 'aliases' must be a list of lists of names, e.g. [[\"china\", \"beijing\"]]")
+            values[key] = tuple(tuple(name.lower() for name in group) for group in value)
+        elif not _words(value):
+            raise SettingsError(f"story file {path}: '{key}' must be a list of words, e.g. [\"word\", \"other word\"]")
+        else:
+            values[key] = tuple(value)
+    return Vocabulary(**values)
+
+
+def _words(value) -> bool:
+    return isinstance(value, list) and all(isinstance(w, str) and w.strip() for w in value)
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path(".dealbot")
     chroma_url: str = ""
     collection: str = "dealbot"
+    story: Path = PACKAGE_STORY  # the story's vocabulary (a TOML file of word lists)
     sources: tuple[SourceSpec, ...] = ()
     ingest: IngestSettings = field(default_factory=IngestSettings)
     fetch: FetchSettings = field(default_factory=FetchSettings)
@@ -145,6 +214,10 @@ class Settings:
     def source(self, location: str) -> SourceSpec:
         """The configured source at `location` with its options, or a bare one for a location given ad hoc."""
         return next((s for s in self.sources if s.location == location), SourceSpec(location))
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return load_vocabulary(self.story)
 
     @property
     def server_mode(self) -> bool:
@@ -184,6 +257,7 @@ def load_settings(config: Path | None = None, env: typing.Mapping[str, str] | No
     settings = _build(Settings, raw, env, prefix="", base=path.resolve().parent)
     _check_schedule(settings.ingest.schedule)
     _check_digest(settings.digest)
+    load_vocabulary(settings.story)  # a broken story file fails here, at the start, not on the first question
     return settings
 
 

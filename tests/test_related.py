@@ -121,7 +121,7 @@ def test_syndicated_copies_of_a_cited_article_and_repeated_text_are_not_shown_ag
     hits = [cited_hit, copy_by_url, copy_naming_it, repeat, other, second_of_other]
     answer = Answer("When was the rare earth deal signed?", True, (Sentence(quote, 1),),
                     (Citation.of(1, cited_hit, (quote,)),), tuple(hits), evidence=0.3)
-    shown, choices = choose(answer.question, answer, hits, pipeline.retriever.stats)
+    shown, choices = choose(pipeline.read(answer.question), answer, hits, pipeline.retriever.stats)
     assert [r.doc_id for r in shown] == ["story-e"]
     why = {c.doc_id: c.why for c in choices}
     assert why["story-a"] == "not shown: the answer cites its article"
@@ -137,7 +137,7 @@ def test_at_most_three_are_shown_best_fused_first(pipeline):
     hits = [dataclasses.replace(h, text=h.text.replace("this week", f"on day {i}")) for i, h in enumerate(hits)]
     hits = [_hit(h.id, h.doc_id, h.text, h.fused, h.url) for h in hits]
     answer = Answer("When was the rare earth deal signed?", False, hits=tuple(hits), evidence=0.1)
-    shown, choices = choose(answer.question, answer, hits, pipeline.retriever.stats)
+    shown, choices = choose(pipeline.read(answer.question), answer, hits, pipeline.retriever.stats)
     assert [r.doc_id for r in shown] == ["story-0", "story-1", "story-2"]
     assert all(c.why == "not shown: 3 related passages already shown" for c in choices[3:])
 
@@ -156,10 +156,10 @@ def test_an_off_topic_question_gets_the_plain_reply_and_no_passages(pipeline):
 
 def test_the_off_topic_cut_is_applied_to_the_best_match(pipeline, monkeypatch):
     a = pipeline.ask("What did Greer say about the Busan meeting?")
-    best = max(c.match for c in related_module._candidates(a.asked, a.hits, pipeline.retriever.stats))
+    best = max(c.match for c in related_module._candidates(a.reading, a.hits, pipeline.retriever.stats))
     assert best >= OFF_TOPIC_MATCH
     monkeypatch.setattr(related_module, "OFF_TOPIC_MATCH", best + 0.001)
-    assert choose(a.asked, a, a.hits, pipeline.retriever.stats)[0] == ()
+    assert choose(a.reading, a, a.hits, pipeline.retriever.stats)[0] == ()
 
 
 def test_a_long_sentence_is_cut_at_a_word_boundary_past_220_characters(pipeline):

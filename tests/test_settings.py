@@ -115,3 +115,41 @@ def test_the_offline_path_never_imports_langchain():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "toml, needle",
+    [
+        ("roles = [\n", "is not valid TOML"),
+        ("rolez = ['minister']\n", "unknown list 'rolez'"),
+        ("roles = 'minister'\n", "'roles' must be a list of words"),
+        ("roles = ['minister', 3]\n", "'roles' must be a list of words"),
+        ("speech = ['said', '  ']\n", "'speech' must be a list of words"),
+        ("aliases = ['china', 'beijing']\n", "'aliases' must be a list of lists of names"),
+    ],
+)
+def test_a_broken_story_file_is_a_clear_error_naming_the_file_and_the_list(tmp_path, toml, needle):
+    story = tmp_path / "story.toml"
+    story.write_text(toml)
+    with pytest.raises(SettingsError) as err:
+        load_settings(env={"DEALBOT_STORY": str(story)})
+    assert needle in str(err.value) and str(story) in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_missing_story_file_says_which_setting_names_it(tmp_path):
+    with pytest.raises(SettingsError, match="story file .*nope.toml not found: set 'story' \\(or DEALBOT_STORY\\)"):
+        load_settings(env={"DEALBOT_STORY": str(tmp_path / "nope.toml")})
+
+
+def test_the_story_file_is_resolved_against_the_config_file_and_read_as_typed_lists(tmp_path):
+    (tmp_path / "mine.toml").write_text("roles = ['premier']\naliases = [['Canada', 'Ottawa']]\n")
+    config = tmp_path / "dealbot.toml"
+    config.write_text("story = 'mine.toml'\n")
+    s = load_settings(config, env={})
+    assert s.story == tmp_path / "mine.toml"
+    assert s.vocabulary.roles == ("premier",)
+    assert s.vocabulary.aliases == (("canada", "ottawa"),)  # names are matched in lower case
+    assert s.vocabulary.speech == ()  # a list left out is empty: the check it feeds never fires
+    shipped = load_settings(env={}).vocabulary
+    assert ("china", "chinese", "beijing", "prc") in shipped.aliases and "secretary" in shipped.roles

@@ -8,7 +8,7 @@ import logging
 import re
 import uuid
 
-from ..dates import parse_date
+from ..dates import MONTHS, parse_date
 from ..story import StoryArticle, by_month, timeline
 from .answering import enabled_in
 from .answering import reply as send_reply
@@ -18,7 +18,7 @@ from .blocks import SECTION_LIMIT, escape, notice
 log = logging.getLogger("dealbot.slack")
 
 _COMMAND = re.compile(r"\s*timeline\b\s*(?:(?:since|from|after)\s+)?(?P<since>.*)", re.I | re.S)
-_DATE_LIKE = re.compile(r"\d|(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?(\s|$)", re.I)
+_DATE_LIKE = re.compile(rf"\d|({'|'.join(m[:3] for m in MONTHS)})[a-z]*\.?(\s|$)", re.I)
 MESSAGE_CHARS = 40_000  # Slack cuts longer messages
 
 

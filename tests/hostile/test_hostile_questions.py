@@ -14,7 +14,8 @@ import pytest
 from _slack_inputs import ONE_LINE, QUESTIONS
 from bot.question import clean, prepare
 from bot.render import answer_json
-from bot.text import alternatives, named_entities
+from bot.question import alternatives
+from bot.text import named_entities
 from conftest import DEALBOT, ROOT, SAMPLE, make_settings
 
 CAP = 1000
