@@ -79,13 +79,16 @@ def test_an_answer_kept_in_the_earlier_form_still_reads_and_exports_its_feedback
     assert answer_from_record({k: v for k, v in earlier.items() if k != "related"}).related == ()
 
 
-def test_timeline_and_the_digest_preview_are_readers_refused_beside_a_writer(tmp_path):
+def test_timeline_and_the_digest_preview_are_refused_beside_a_writer_as_ask_is(tmp_path):
     env = {"DEALBOT_DATA_DIR": str(tmp_path), "DEALBOT_DIGEST_CHANNELS": "C0DIGEST"}
+    readers = (("ask", "When was the deal signed?"), ("timeline",), ("digest", "--dry-run"))
     with WriterLock(tmp_path):
-        for args in (("timeline",), ("digest", "--dry-run")):
-            r = run_cli(*args, env=env)
-            assert r.returncode == 1 and "is writing to the index" in r.stderr, (args, r.stderr)
-    assert run_cli("timeline", env=env).stdout.strip() == "no articles"
+        refused = {args: run_cli(*args, env=env) for args in readers}
+    for args, r in refused.items():
+        assert r.returncode == 1 and r.stdout == "", (args, r.stdout)
+        assert "is writing to the index" in r.stderr and "ask again when it has finished" in r.stderr, (args, r.stderr)
+    assert len({r.stderr for r in refused.values()}) == 1  # one refusal, word for word, whoever reads
+    assert run_cli("timeline", env=env).stdout.strip() == "no articles"  # the writer gone, the reader reads
 
 
 def test_ingest_never_imports_bot():
