@@ -351,4 +351,4 @@ def test_a_feed_of_5000_entries_ends_within_the_source_deadline_and_says_what_is
     [left] = [f for f in per.failures if f.reason.startswith("not fetched")]
     assert "fetch.source_deadline_seconds" in left.reason and "are tried next run" in left.reason
     fetched = int(left.location.rsplit("/", 1)[-1])
-    assert 3 <= fetched < 100 and f"{4999 - fetched:,} after it" in left["reason"]
+    assert 3 <= fetched < 100 and f"{4999 - fetched:,} after it" in left.reason
