@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-COUNTS = ("added", "updated", "unchanged", "removed", "duplicates", "failed", "fetched", "not_modified")
-
 
 @dataclass(frozen=True)
 class Failure:
