@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 from bot.dates import MONTHS  # noqa: E402
 from bot.pipeline import Pipeline  # noqa: E402
 from ingest.chunking import chunk  # noqa: E402
-from ingest.embed import Embedder  # noqa: E402
 from ingest.settings import load_settings  # noqa: E402
 from ingest.sources import list_files, parse, read_raw  # noqa: E402
+from ingest.store import open_embedder  # noqa: E402
 from ingest.sync import run_ingest  # noqa: E402
 
 SUBJECTS = "exporters regulators officials buyers smelters analysts negotiators shippers ministries refiners".split()
@@ -95,7 +95,7 @@ def main() -> None:
         synthetic_corpus(corpus, args.documents)
         settings = load_settings(env={"DEALBOT_DATA_DIR": str(tmp / "in-process")})
 
-        embedder = Embedder(settings.embedding.batch_size, cache_dir=tmp / "models")
+        embedder = open_embedder(settings, questions=True)
         _, load_s = timed(lambda: embedder.encode_query("warm up"))
         articles = [parse(read_raw(str(corpus), p, rel)) for p, rel in list_files(str(corpus))]
         passages = [
@@ -161,7 +161,7 @@ def ask_only(args) -> None:
         tmp = Path(tmp)
         synthetic_corpus(tmp / "corpus", args.documents)
         settings = load_settings(env={"DEALBOT_DATA_DIR": str(tmp / "data")})
-        embedder = Embedder(settings.embedding.batch_size, cache_dir=tmp / "models")
+        embedder = open_embedder(settings, questions=True)
         _, ingest_s = timed(lambda: run_ingest(settings, [str(tmp / "corpus")], embedder=embedder))
         print(f"ingest:            {ingest_s:.1f}s")
         p50, p95 = warm_ask(Pipeline(settings, embedder=embedder), args.questions)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-from contextlib import contextmanager
 import sys
 from pathlib import Path
 
@@ -65,12 +64,36 @@ def ingest(settings: Settings, sources: tuple[str, ...], as_json: bool, schedule
         return
     from ingest.sync import run_ingest
 
-    report = run_ingest(settings, chosen, progress=not as_json and sys.stderr.isatty()).to_dict()
     from .render import report_text
 
-    click.echo(json.dumps(report) if as_json else report_text(report))
-    if report["per_source"] and all(s["error"] for s in report["per_source"].values()):
+    report = run_ingest(settings, chosen, progress=not as_json and sys.stderr.isatty())
+    click.echo(json.dumps(report.to_dict()) if as_json else report_text(report))
+    if report.all_sources_failed:
         sys.exit(1)
+
+
+def _ingest_on_schedule(settings: Settings, sources: list[str] | None, expression: str) -> None:
+    import logging
+
+    from ingest.schedule import check_expression
+    from ingest.service import stop_on_signals
+
+    from .service import ingest_on_schedule
+
+    check_expression(expression)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z")
+    stop = stop_on_signals()
+    ingest_on_schedule(settings, sources, expression, _digest_token() if settings.digest.channels else None, stop)
+
+
+def _digest_token() -> str | None:
+    from .slack.app import SlackConfigError
+    from .slack.digest import bot_token
+
+    try:
+        return bot_token()
+    except SlackConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _date_option(end: bool):
@@ -85,83 +108,6 @@ def _date_option(end: bool):
             raise click.BadParameter(str(exc)) from None
 
     return convert
-def _ingest_on_schedule(settings: Settings, sources: list[str] | None, expression: str) -> None:
-    import logging
-    import signal
-    import threading
-    from contextlib import nullcontext
-
-    from croniter import croniter
-
-    from ingest.embed import Embedder
-    from ingest.lock import WriterLock
-    from ingest.schedule import run_on_schedule
-    from ingest.sync import run_ingest
-
-    from .digest import announce_new_articles
-    from .render import report_line
-
-    if not croniter.is_valid(expression):
-        raise click.ClickException(f"--schedule {expression!r} is not a cron expression (e.g. '*/30 * * * *')")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z")
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        if stop.is_set():  # asked twice: stop now (the index stays consistent either way)
-            raise SystemExit(130)
-        logging.getLogger("dealbot.schedule").info("stopping after the current step (again to stop at once)")
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    embedder = Embedder(batch_size=settings.embedding.batch_size)
-    # In embedded mode this process owns the store for as long as it runs: a second writer is refused at once.
-    with nullcontext() if settings.server_mode else WriterLock(settings.data_dir):
-        digest = None
-        if settings.digest.channels:
-            digest = _start_digest(settings, _digest_token(), _index_is_fresh(settings, embedder))
-
-        def run() -> str:
-            report = run_ingest(settings, sources, embedder=embedder, stop=stop, lock_held=True)
-            return report_line(report.to_dict()) + announce_new_articles(digest)
-
-        run_on_schedule(expression, run, stop)
-
-
-def _digest_token() -> str | None:
-    from .slack.app import SlackConfigError
-    from .slack.digest import bot_token
-
-    try:
-        return bot_token()
-    except SlackConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _index_is_fresh(settings: Settings, embedder) -> bool:
-    from ingest.index import Index
-
-    return Index(settings, embedder.name, embedder.dimensions).collection is None
-
-
-def _start_digest(settings: Settings, token: str | None, fresh_index: bool):
-    """The digest of new articles for this process's scheduled runs, or None when it is off (no digest channels,
-    or no Slack token to post with)."""
-    import logging
-
-    log = logging.getLogger("dealbot.digest")
-    if not settings.digest.channels:
-        return None
-    if not token:
-        log.info("digest.channels is set but SLACK_BOT_TOKEN is not: no digest of new articles is posted")
-        return None
-    from .digest import Digest
-    from .slack.digest import SlackDigestPoster
-
-    digest = Digest(settings, SlackDigestPoster(token, settings))
-    digest.start(fresh_index)
-    log.info("after each run, new articles are posted to %s", ", ".join(settings.digest.channels))
-    return digest
 
 
 _MODEL_OPTION = click.option(
@@ -236,56 +182,62 @@ def ask(
     when the model fails, the offline answer is given and the reason goes to stderr.
     """
     from .pipeline import Pipeline
-    from .question import prepare
-    from .render import answer_json, answer_text, explain_text
     from .retrieve import Filters
-    from .types import Answer
 
-    filters = Filters(since, until, tuple(sources))
     interactive = question is None and sys.stdin.isatty()
-    conversation = chat or interactive
     pipeline = Pipeline(_with_model(settings, llm_model))
-    live = pipeline.llm is not None and not as_json and sys.stdout.isatty()
-    history: list = []
-
+    asker = _Asker(pipeline, Filters(since, until, tuple(sources)) or None, as_json, explain, chat or interactive)
     if interactive:
         click.echo("Ask about the articles; follow-ups continue the conversation. Empty line to quit, /new to start over.")
-    first = True
-    for line in [question] if question is not None else _question_lines(interactive, history):
-        asked = prepare(line, settings.ask.max_question_chars)
-        q = asked.text
-        if not q:
-            if as_json:  # one output line per input line, so answers pair with the questions
-                click.echo(answer_json(Answer(q, False, reason=asked.empty_reason)))
-            continue
-        if conversation and q == "/new":
-            history.clear()
-            continue
-        if not first and not as_json:
+    for line in [question] if question is not None else _question_lines(interactive, asker.history):
+        asker.ask(line)
+
+
+class _Asker:
+    """One `dealbot ask` session: each line asked (in the conversation, when it is one) and its answer printed."""
+
+    def __init__(self, pipeline, filters, as_json: bool, explain: bool, conversation: bool):
+        self.pipeline, self.filters, self.as_json, self.explain = pipeline, filters, as_json, explain
+        self.conversation = conversation
+        self.live = pipeline.llm is not None and not as_json and sys.stdout.isatty()
+        self.history: list = []
+        self.first = True
+
+    def ask(self, line: str) -> None:
+        from .question import prepare
+        from .render import answer_json
+        from .types import Answer
+
+        asked = prepare(line, self.pipeline.settings.ask.max_question_chars)
+        if not asked.text:
+            if self.as_json:  # one output line per input line, so answers pair with the questions
+                click.echo(answer_json(Answer(asked.text, False, reason=asked.empty_reason)))
+            return
+        if self.conversation and asked.text == "/new":
+            self.history.clear()
+            return
+        if not self.first and not self.as_json:
             click.echo("")
-        stream = _TerminalStream(sys.stdout) if live else None
-        answer = pipeline.answer(
-            q, history if conversation else (), filters=filters or None, explain=explain, on_text=stream
-        )
+        self._answer(asked.text, asked.note)
+        sys.stdout.flush()
+        self.first = False
+
+    def _answer(self, question: str, note: str) -> None:
+        from .render import answer_json, ask_text
+
+        stream = _TerminalStream(sys.stdout) if self.live else None
+        answer = self.pipeline.answer(question, self.history if self.conversation else (), filters=self.filters,
+                                      explain=self.explain, on_text=stream)
         if stream is not None:
             stream.erase()
-        if conversation:
-            history.append(answer)
-        if as_json:
-            click.echo(answer_json(answer, explain, note=asked.note))
-        else:
-            text = answer_text(answer)
-            if conversation and answer.asked and answer.asked != q:
-                text = f"(read as: {answer.asked})\n{text}"
-            if asked.note:
-                text = f"({asked.note})\n{text}"
-            if explain:
-                text += "\n\n" + explain_text(answer)
-            click.echo(text)
-            if answer.model_failed:
-                click.echo(f"dealbot: offline answer: {answer.fallback_reason}", err=True)
-        sys.stdout.flush()
-        first = False
+        if self.conversation:
+            self.history.append(answer)
+        if self.as_json:
+            click.echo(answer_json(answer, self.explain, note=note))
+            return
+        click.echo(ask_text(answer, self.explain, note, read_as=self.conversation))
+        if answer.model_failed:
+            click.echo(f"dealbot: offline answer: {answer.fallback_reason}", err=True)
 
 
 def _question_lines(interactive: bool, history: list):
@@ -330,98 +282,13 @@ def eval_(
     With an LLM configured (llm.model or --model) the LLM's answers are scored, so models can be compared on the
     same questions; the report counts the answers the LLM wrote and the fallbacks to the offline answer.
     """
-    from .evaluate import calibrate as calibrate_threshold
-    from .evaluate import calibrate_off_topic, evaluate, load_cases
+    from .evaluate import load_cases, full_report
     from .pipeline import Pipeline
+    from .render import eval_text
 
     cases = load_cases(questions)
-    pipeline = Pipeline(_with_model(settings, llm_model))
-    report, outcomes = evaluate(pipeline, cases)
-    if compare:
-        report[compare], _ = evaluate(pipeline, cases, system=compare)
-    if calibrate:
-        threshold, detail = calibrate_threshold(pipeline, cases)
-        report["calibrated_min_score"] = {"value": threshold, **detail}
-        cut, detail = calibrate_off_topic(pipeline, cases)
-        report["calibrated_off_topic_match"] = {"value": cut, **detail}
-    if as_json:
-        click.echo(json.dumps(report))
-        return
-    if verbose:
-        for o in outcomes:
-            mark = ("ok " if o.correct else "MISS") if o.case.answerable else ("ok " if not o.answer.answered else "FALSE")
-            shown = f"; {len(o.answer.related)} related" + (", on screen" if o.case.answerable and o.on_screen else "")
-            click.echo(f"{mark} [{o.case.split}] {o.case.question} -> {o.answer.text[:140]} ({o.answer.evidence:.3f}{shown})")
-    for system, rep in [("dealbot", report)] + ([(compare, report[compare])] if compare else []):
-        for part in [k for k in ("dev", "heldout", "overall") if isinstance(rep.get(k), dict)]:
-            r = rep[part]
-            click.echo(
-                f"{system:8} {part:8} n={r['questions']:3}  hit@k={_f(r['hit_at_k'])}  "
-                f"accuracy={_f(r['accuracy'])} ({_n(r, 'accuracy')})  citations={_f(r['citation_accuracy'])} "
-                f"({_n(r, 'citation_accuracy')})  abstention={_f(r['abstention'])} ({_n(r, 'abstention')})  "
-                f"p50={r['latency_ms_p50']}ms p95={r['latency_ms_p95']}ms  median answer={r['answer_chars_median']} chars"
-                + (f"  llm answers={r['llm_answers']} fallbacks={r['fallbacks']}" if rep.get("llm_model") else "")
-            )
-    for part in [k for k in ("dev", "heldout", "overall") if isinstance(report.get(k), dict)]:
-        r = report[part]
-        click.echo(
-            f"reader   {part:8} on screen={_f(r['on_screen'])} ({_n(r, 'on_screen')})  confident and wrong="
-            f"{_f(r['confident_and_wrong'])} ({_n(r, 'confident_and_wrong')})  off-topic with passages="
-            f"{_f(r['off_topic_with_passages'])} ({_n(r, 'off_topic_with_passages')})  "
-            f"visible median={r['visible_chars_median']} chars"
-        )
-    for part in [k for k in ("dev", "heldout") if isinstance(report.get(k), dict)]:
-        unseen = report[part]["unseen"]
-        click.echo(
-            f"unseen   {part:8} only in a cited article={unseen['in_cited_article']}  retrieved, not shown="
-            f"{unseen['retrieved_not_shown']}  not retrieved={unseen['not_retrieved']}"
-        )
-    for part in [k for k in ("dev", "heldout") if isinstance(report.get(k), dict)]:
-        misses = report[part]["misses"]
-        click.echo(
-            f"misses   {part:8} not retrieved={misses['not_retrieved']}  retrieved, other sentences chosen="
-            f"{misses['other_sentence']}  retrieved, abstained={misses['abstained_retrieved']}  "
-            f"unanswerable answered={misses['answered_unanswerable']}"
-        )
-    if compare:
-        for part in [k for k in ("dev", "heldout", "overall") if isinstance(report.get(k), dict)]:
-            ours, theirs = report[part], report[compare][part]
-            margins = "  ".join(
-                f"{name}={_margin(ours[key], theirs[key])}"
-                for name, key in (("accuracy", "accuracy"), ("citations", "citation_accuracy"), ("abstention", "abstention"))
-            )
-            click.echo(f"margin   {part:8} dealbot - {compare}: {margins}")
-    if isinstance(report.get("heldout"), dict):
-        ci = report["heldout"]["ci95"]
-        click.echo("95% intervals, dealbot heldout: " + "  ".join(
-            f"{name}={_interval(ci[key])}"
-            for name, key in (("accuracy", "accuracy"), ("citations", "citation_accuracy"), ("abstention", "abstention"),
-                          ("on screen", "on_screen"))
-        ))
-    click.echo(f"min_score={report['min_score']}" + (f"  llm.model={report['llm_model']}" if report["llm_model"] else ""))
-    if calibrate:
-        click.echo(f"calibrated min_score={report['calibrated_min_score']['value']} (dev balanced score "
-                   f"{report['calibrated_min_score']['balanced_score']})")
-        off = report["calibrated_off_topic_match"]
-        click.echo(f"calibrated off-topic cut={off['value']} ({off['wrong_side']} of {off['dev_questions']} dev "
-                   f"questions on the wrong side, {off['off_topic']} of them off-topic)")
-
-
-def _f(x: float | None) -> str:
-    return "n/a " if x is None else f"{x:.2f}"
-
-
-def _n(part: dict, key: str) -> str:
-    good, total = part["counts"][key]
-    return f"{good}/{total}"
-
-
-def _interval(ci: list[float] | None) -> str:
-    return "n/a" if ci is None else f"{ci[0]:.2f}-{ci[1]:.2f}"
-
-
-def _margin(a: float | None, b: float | None) -> str:
-    return "n/a" if a is None or b is None else f"{a - b:+.2f}"
+    report, outcomes = full_report(Pipeline(_with_model(settings, llm_model)), cases, compare, calibrate)
+    click.echo(json.dumps(report.to_dict()) if as_json else eval_text(report, outcomes, verbose))
 
 
 @cli.command()
@@ -431,41 +298,11 @@ def _margin(a: float | None, b: float | None) -> str:
 def status(settings: Settings, as_json: bool):
     """What the index holds: documents, passages, the model, the last run, and each source's last run and errors;
     and how many Slack replies are waiting to be delivered."""
-    from .status import source_counts, status_info
+    from .render import status_text
+    from .status import read_status
 
-    info = status_info(settings)
-    sources = info["sources"]
-    busy = info["busy"]
-    if as_json:
-        click.echo(json.dumps(info))
-        return
-    click.echo(f"index:     {info['index']}\nmodel:     {info['model']}")
-    click.echo(f"answers:   {'written by ' + info['llm_model'] if info['llm_model'] else 'offline (extractive)'}")
-    if busy:
-        click.echo(f"documents: not counted now: {busy}")
-    else:
-        click.echo(f"documents: {info['documents']}\npassages:  {info['passages']}")
-    click.echo(f"schedule:  {info['schedule'] or 'none (run `dealbot ingest` yourself)'}")
-    click.echo(f"slack:     {info['slack_pending']} replies waiting to be delivered"
-               + (f", {info['slack_undelivered']} given up" if info["slack_undelivered"] else ""))
-    from .render import display_source, report_line
-
-    run = info["last_run"]
-    click.echo(f"last run:  {run['finished']}: {report_line(run)}" if run else "last run:  never")
-    for src in sources:
-        name = src["name"] if src["name"] != src["location"] else display_source(src["location"])
-        note = "" if src["configured"] else ", not configured any more"
-        counted = "" if src["documents"] is None else f": {src['documents']} documents"
-        click.echo(f"\n{name} ({src['kind']}{note}){counted}")
-        last = src["last_run"]
-        if not last:
-            click.echo("  never run")
-            continue
-        click.echo(f"  last run {last['finished']}: {source_counts(last)}")
-        if last["error"]:
-            click.echo(f"  error: {last['error']}")
-        for f in [f for f in last["failures"] if f["location"] != src["location"]]:
-            click.echo(f"  failed: {f['location']}: {f['reason']}")
+    info = read_status(settings)
+    click.echo(json.dumps(info.to_dict()) if as_json else status_text(info))
 
 
 @cli.command()
@@ -480,13 +317,13 @@ def timeline(settings: Settings, since, until, as_json: bool):
     """The story's articles in date order, oldest first, grouped by month: date, title, outlet, link and first
     sentence. Syndicated copies are listed once, with where else they appeared. Undated articles come last (and
     are left out when --since or --until is given)."""
-    from ingest.embed import DIMENSIONS, MODEL_NAME
-    from ingest.index import Index
+    from ingest.store import reading
 
     from .render_story import timeline_text
     from .story import timeline as story_timeline
 
-    articles = story_timeline(Index(settings, MODEL_NAME, DIMENSIONS), since, until)
+    with reading(settings) as index:
+        articles = story_timeline(index, since, until)
     click.echo(json.dumps([a.to_dict() for a in articles], ensure_ascii=False) if as_json else timeline_text(articles))
 
 
@@ -508,7 +345,10 @@ def digest(settings: Settings, dry_run: bool, as_json: bool):
     if dry_run:
         if not settings.digest.channels:
             raise click.ClickException("the digest is off: set digest.channels (DEALBOT_DIGEST_CHANNELS) to channel ids")
-        previews = Digest(settings, None).preview()
+        from ingest.store import reading
+
+        with reading(settings) as index:
+            previews = Digest(settings, None, index).preview()
         click.echo(json.dumps([p.to_dict() for p in previews], ensure_ascii=False) if as_json else preview_text(previews))
         return
     rows = Digest(settings, None).outbox.announcements() if settings.slack_db.exists() else []
@@ -532,8 +372,8 @@ def serve(settings: Settings, http_mode: bool, host: str, port: int):
     import os
     import signal
 
-    from .slack.app import SlackConfigError, context_of, create_app, secrets_from_env
-    from .slack.server import make_http_server, serve_socket_mode
+    from .service import serving
+    from .slack.app import SlackConfigError, create_app, secrets_from_env
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Acks are short and wait on sockets; answers hold the interpreter for long stretches. A shorter switch interval
@@ -544,90 +384,32 @@ def serve(settings: Settings, http_mode: bool, host: str, port: int):
         secrets = secrets_from_env(http=http_mode)
     except SlackConfigError as exc:
         raise click.ClickException(str(exc)) from None
-
-    def on_sigterm(signum, frame):
-        raise KeyboardInterrupt  # unwinds the server loop; the schedule then stops between two steps
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    with _store_owner(settings, secrets.bot_token) as pipeline:
-        app = create_app(settings, pipeline, secrets)
-        try:
-            if http_mode:
-                server = make_http_server(app, host, port)
-                click.echo(f"dealbot: serving Slack at http://{host}:{server.effective_port}/slack/events", err=True)
-                server.run()
-            else:
-                click.echo("dealbot: connecting to Slack in Socket Mode", err=True)
-                serve_socket_mode(app, secrets.app_token)
-        except KeyboardInterrupt:
-            click.echo("dealbot: stopping", err=True)
-        finally:
-            context_of(app).courier.stop()  # what is undelivered stays in slack.sqlite for the next start
+    signal.signal(signal.SIGTERM, _interrupt)
+    with serving(settings, secrets.bot_token) as pipeline:
+        _run_slack(create_app(settings, pipeline, secrets), secrets, http_mode, host, port)
 
 
-@contextmanager
-def _store_owner(settings: Settings, bot_token: str | None = None):
-    """The Pipeline that `serve` answers from, with the configured ingest schedule running beside it.
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # unwinds the server loop; the schedule then stops between two steps
 
-    With the embedded store this process owns it for as long as it runs (the writer lock: a stand-alone
-    `dealbot ingest` is refused) and runs the schedule in a background thread; after each run the bot answers
-    from the new articles, and posts the digest of them (with `bot_token`). With a Chroma server, ingest runs
-    elsewhere and the bot notices changes by itself.
-    """
-    import logging
-    import threading
 
-    from ingest.embed import Embedder
-    from ingest.index import Index
-    from ingest.lock import WriterLock
-    from ingest.schedule import run_on_schedule
-    from ingest.sync import run_ingest
+def _run_slack(app, secrets, http_mode: bool, host: str, port: int) -> None:
+    """Serve `app` until interrupted; what is undelivered stays in slack.sqlite for the next start."""
+    from .slack.app import context_of
+    from .slack.server import make_http_server, serve_socket_mode
 
-    from .digest import announce_new_articles
-    from .pipeline import Pipeline
-    from .render import report_line
-
-    log = logging.getLogger("dealbot.schedule")
-    expression = settings.ingest.schedule
-    if settings.server_mode:
-        if expression:
-            log.info("ingest.schedule is not run by `serve` with a Chroma server: run `dealbot ingest --schedule` "
-                     "or a cron job against the server")
-        yield Pipeline(settings)
-        return
-    lock = WriterLock(settings.data_dir).acquire()
-    stop = threading.Event()
-    thread = None
     try:
-        embedder = Embedder(settings.embedding.batch_size, cache_dir=settings.data_dir / "models")
-        first_done = False
-        fresh = Index(settings, embedder.name, embedder.dimensions).collection is None
-        digest = _start_digest(settings, bot_token, fresh) if expression else None
-        if expression and fresh:
-            log.info("the index is empty: ingesting before serving")
-            report = run_ingest(settings, embedder=embedder, lock_held=True)
-            log.info("ingest %s", report_line(report.to_dict()) + announce_new_articles(digest))
-            first_done = True
-        pipeline = Pipeline(settings, embedder)
-        if expression:
-
-            def run() -> str:
-                report = run_ingest(settings, embedder=embedder, stop=stop, lock_held=True)
-                if report.added or report.updated or report.removed or report.duplicates:
-                    pipeline.refresh()
-                return report_line(report.to_dict()) + announce_new_articles(digest)
-
-            thread = threading.Thread(
-                target=run_on_schedule, args=(expression, run, stop, not first_done), name="dealbot-ingest", daemon=True
-            )
-            thread.start()
-            log.info("ingest schedule %r running in this process", expression)
-        yield pipeline
+        if http_mode:
+            server = make_http_server(app, host, port)
+            click.echo(f"dealbot: serving Slack at http://{host}:{server.effective_port}/slack/events", err=True)
+            server.run()
+        else:
+            click.echo("dealbot: connecting to Slack in Socket Mode", err=True)
+            serve_socket_mode(app, secrets.app_token)
+    except KeyboardInterrupt:
+        click.echo("dealbot: stopping", err=True)
     finally:
-        stop.set()
-        if thread is not None:
-            thread.join(timeout=120)
-        lock.release()
+        context_of(app).courier.stop()
 
 
 @cli.command()
@@ -635,18 +417,11 @@ def _store_owner(settings: Settings, bot_token: str | None = None):
 @click.pass_obj
 def feedback(settings: Settings, as_json: bool):
     """List the 👍/👎 feedback given on the bot's answers in Slack, with the question, answer and citations."""
+    from .render import feedback_text
     from .slack.store import SlackStore
 
     records = SlackStore(settings.slack_db).feedback() if settings.slack_db.exists() else []
-    if as_json:
-        click.echo(json.dumps(records, ensure_ascii=False))
-        return
-    if not records:
-        click.echo("no feedback yet")
-    for r in records:
-        sources = ", ".join(c["title"] for c in r["citations"]) or "no sources"
-        click.echo(f"{r['at']}  {'+1' if r['vote'] == 'up' else '-1'}  {r['user']} in {r['channel']}: {r['question']}")
-        click.echo(f"    {r['answer'][:200]}  [{sources}]")
+    click.echo(json.dumps(records, ensure_ascii=False) if as_json else feedback_text(records))
 
 
 def main():

@@ -235,9 +235,9 @@ class Digest:
     def index(self) -> Index:
         """The index, opened again while it does not exist yet (a fresh index is created by the first run)."""
         if self._index is None or self._index.collection is None:
-            from ingest.embed import DIMENSIONS, MODEL_NAME
+            from ingest.store import open_index
 
-            self._index = Index(self.settings, MODEL_NAME, DIMENSIONS)
+            self._index = open_index(self.settings)
         return self._index
 
     def start(self, fresh_index: bool) -> None:

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
@@ -148,7 +148,80 @@ MISSES = ("not_retrieved", "other_sentence", "abstained_retrieved", "answered_un
 UNSEEN = ("in_cited_article", "retrieved_not_shown", "not_retrieved")
 
 
-def score(outcomes: list[Outcome]) -> dict:
+@dataclass(frozen=True)
+class Score:
+    """The figures of one split (or of all questions). Each ratio is None when no question counts for it."""
+
+    questions: int
+    answerable: int
+    unanswerable: int
+    hit_at_k: float | None
+    accuracy: float | None
+    citation_accuracy: float | None
+    abstention: float | None
+    on_screen: float | None  # what the reader sees: the answer and the related passages beneath it
+    confident_and_wrong: float | None
+    off_topic_with_passages: float | None
+    # How many questions each ratio counts (good, total), and the 95% (Wilson) interval it pins down: on 40
+    # questions one question is 2.5 points, and the interval is some 20 points wide.
+    counts: dict[str, tuple[int, int]]
+    ci95: dict[str, list[float] | None]
+    misses: dict[str, int]  # by MISSES
+    unseen: dict[str, int]  # by UNSEEN
+    answer_chars_median: float | None
+    visible_chars_median: float | None
+    llm_answers: int
+    fallbacks: int
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "counts": {key: list(pair) for key, pair in self.counts.items()}}
+
+
+@dataclass(frozen=True)
+class ThresholdCalibration:
+    """The abstention threshold that fits the dev split best (`calibrate`)."""
+
+    value: float
+    dev_questions: int
+    balanced_score: float
+
+
+@dataclass(frozen=True)
+class OffTopicCalibration:
+    """The off-topic cut that separates the dev split's off-topic questions best (`calibrate_off_topic`)."""
+
+    value: float
+    dev_questions: int
+    off_topic: int
+    wrong_side: int
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """What `dealbot eval` reports: the figures of all questions ("overall") and of each split, with the
+    threshold and model they were answered with; other systems scored on the same questions; the calibrations."""
+
+    parts: dict[str, Score]  # "overall", then each split ("dev", "heldout") in name order
+    min_score: float
+    llm_model: str | None
+    compared: dict[str, "EvalReport"] = field(default_factory=dict)  # by system ("baseline")
+    calibrated_min_score: ThresholdCalibration | None = None
+    calibrated_off_topic_match: OffTopicCalibration | None = None
+
+    def to_dict(self) -> dict:
+        """The contract of `dealbot eval --json`."""
+        out: dict = {name: part.to_dict() for name, part in self.parts.items()}
+        out |= {"min_score": self.min_score, "llm_model": self.llm_model}
+        out |= {system: report.to_dict() for system, report in self.compared.items()}
+        for key in ("calibrated_min_score", "calibrated_off_topic_match"):
+            if (calibration := getattr(self, key)) is not None:
+                out[key] = asdict(calibration)
+        return out
+
+
+def score(outcomes: list[Outcome]) -> Score:
     answerable = [o for o in outcomes if o.case.answerable]
     unanswerable = [o for o in outcomes if not o.case.answerable]
     answered = [o for o in answerable if o.answer.answered]
@@ -164,29 +237,26 @@ def score(outcomes: list[Outcome]) -> dict:
         "accuracy": (sum(o.correct for o in answerable), len(answerable)),
         "citation_accuracy": (sum(o.cited for o in answered), len(answered)),
         "abstention": (sum(not o.answer.answered for o in unanswerable), len(unanswerable)),
-        # What the reader sees: the answer and the related passages beneath it.
         "on_screen": (sum(o.on_screen for o in answerable), len(answerable)),
         "confident_and_wrong": (sum(o.confident_and_wrong for o in answered), len(answered)),
         "off_topic_with_passages": (sum(bool(o.answer.related) for o in off_topic), len(off_topic)),
     }
-    return {
-        "questions": len(outcomes),
-        "answerable": len(answerable),
-        "unanswerable": len(unanswerable),
+    return Score(
+        questions=len(outcomes),
+        answerable=len(answerable),
+        unanswerable=len(unanswerable),
         **{key: ratio(good, total) for key, (good, total) in counts.items()},
-        # How many questions each ratio counts, and the 95% (Wilson) interval it pins down: on 40 questions one
-        # question is 2.5 points, and the interval is some 20 points wide.
-        "counts": {key: [good, total] for key, (good, total) in counts.items()},
-        "ci95": {key: wilson_interval(good, total) for key, (good, total) in counts.items()},
-        "misses": {kind: sum(o.miss == kind for o in outcomes) for kind in MISSES},
-        "unseen": {kind: sum(o.unseen == kind for o in outcomes) for kind in UNSEEN},
-        "answer_chars_median": statistics.median(lengths) if lengths else None,
-        "visible_chars_median": statistics.median(o.visible_chars for o in outcomes) if outcomes else None,
-        "llm_answers": sum(o.answer.composer == "llm" for o in outcomes),
-        "fallbacks": sum(o.answer.model_failed for o in outcomes),
-        "latency_ms_p50": _percentile(latencies, 0.50),
-        "latency_ms_p95": _percentile(latencies, 0.95),
-    }
+        counts=counts,
+        ci95={key: wilson_interval(good, total) for key, (good, total) in counts.items()},
+        misses={kind: sum(o.miss == kind for o in outcomes) for kind in MISSES},
+        unseen={kind: sum(o.unseen == kind for o in outcomes) for kind in UNSEEN},
+        answer_chars_median=statistics.median(lengths) if lengths else None,
+        visible_chars_median=statistics.median(o.visible_chars for o in outcomes) if outcomes else None,
+        llm_answers=sum(o.answer.composer == "llm" for o in outcomes),
+        fallbacks=sum(o.answer.model_failed for o in outcomes),
+        latency_ms_p50=_percentile(latencies, 0.50),
+        latency_ms_p95=_percentile(latencies, 0.95),
+    )
 
 
 def wilson_interval(good: int, total: int) -> list[float] | None:
@@ -224,18 +294,36 @@ SYSTEMS = ("baseline",)
 
 def evaluate(
     pipeline: Pipeline, cases: list[Case], min_score: float | None = None, system: str = "dealbot"
-) -> tuple[dict, list[Outcome]]:
+) -> tuple[EvalReport, list[Outcome]]:
     """Answer every case with `system` ("dealbot", or "baseline" for the naive one); report overall and per split
     (dev, heldout)."""
     if system == "baseline":
         outcomes = [Outcome(c, baseline_answer(pipeline, c.question)) for c in cases]
     else:
         outcomes = [Outcome(c, pipeline.ask(c.question, min_score=min_score)) for c in cases]
-    report = {"overall": score(outcomes)}
+    parts = {"overall": score(outcomes)}
     for split in sorted({c.split for c in cases}):
-        report[split] = score([o for o in outcomes if o.case.split == split])
-    report["min_score"] = pipeline.settings.retrieval.min_score if min_score is None else min_score
-    report["llm_model"] = pipeline.settings.llm.model if pipeline.llm is not None else None
+        parts[split] = score([o for o in outcomes if o.case.split == split])
+    return EvalReport(
+        parts,
+        min_score=pipeline.settings.retrieval.min_score if min_score is None else min_score,
+        llm_model=pipeline.settings.llm.model if pipeline.llm is not None else None,
+    ), outcomes
+
+
+def full_report(
+    pipeline: Pipeline, cases: list[Case], compare: str | None = None, calibrated: bool = False
+) -> tuple[EvalReport, list[Outcome]]:
+    """`evaluate`, and with `compare` the same questions scored by that system too; with `calibrated`, the
+    abstention threshold and the off-topic cut computed on the dev split."""
+    report, outcomes = evaluate(pipeline, cases)
+    if compare:
+        report = dataclasses.replace(report, compared={compare: evaluate(pipeline, cases, system=compare)[0]})
+    if calibrated:
+        threshold, detail = calibrate(pipeline, cases)
+        cut, off_topic = calibrate_off_topic(pipeline, cases)
+        report = dataclasses.replace(report, calibrated_min_score=ThresholdCalibration(threshold, **detail),
+                                     calibrated_off_topic_match=OffTopicCalibration(cut, **off_topic))
     return report, outcomes
 
 

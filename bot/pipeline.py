@@ -7,9 +7,8 @@ import time
 from typing import Callable, Sequence
 
 from ingest.embed import Embedder
-from ingest.index import Index
-from ingest.lock import ReadAccess
 from ingest.settings import Settings
+from ingest.store import open_embedder, open_index, read_access
 
 from .answer import compose, uncovered
 from .question import Reading, prepare, read
@@ -33,9 +32,9 @@ class Pipeline:
 
             self.llm = LLMComposer(settings.llm)
         # The embedded store takes no reader while another process writes (ingest/lock.py): refused here, at once.
-        self._access = None if settings.server_mode else ReadAccess(settings.data_dir)
-        self.embedder = embedder or Embedder(settings.embedding.batch_size, cache_dir=settings.data_dir / "models")
-        self.index = Index(settings, self.embedder.name, self.embedder.dimensions)
+        self._access = read_access(settings)
+        self.embedder = embedder or open_embedder(settings, questions=True)
+        self.index = open_index(settings)
         self.index.require()
         self.retriever = Retriever(self.index, self.embedder, settings.retrieval.k)
         self.lexicon = Lexicon(settings.vocabulary)

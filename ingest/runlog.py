@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .report import LoggedRun, RunReport, SourceReport
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
@@ -71,24 +73,25 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def record_run(path: Path, finished: str, report: dict) -> None:
+def record_run(path: Path, finished: str, report: RunReport) -> None:
     with closing(_connect(path)) as conn, conn:
-        run_id = conn.execute("INSERT INTO runs (finished, report) VALUES (?, ?)", (finished, json.dumps(report))).lastrowid
+        data = report.to_dict()
+        run_id = conn.execute("INSERT INTO runs (finished, report) VALUES (?, ?)", (finished, json.dumps(data))).lastrowid
         conn.executemany(
             "INSERT INTO source_runs (source, run_id, finished, counts) VALUES (?, ?, ?, ?)",
-            [(source, run_id, finished, json.dumps(counts)) for source, counts in report.get("per_source", {}).items()],
+            [(source, run_id, finished, json.dumps(counts)) for source, counts in data["per_source"].items()],
         )
 
 
-def last_run(path: Path) -> dict | None:
+def last_run(path: Path) -> LoggedRun | None:
     if not path.exists():
         return None
     with closing(_connect(path)) as conn:
         row = conn.execute("SELECT finished, report FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-    return {"finished": row[0], **json.loads(row[1])} if row else None
+    return LoggedRun(row[0], RunReport.from_dict(json.loads(row[1]))) if row else None
 
 
-def last_source_runs(path: Path) -> dict[str, dict]:
+def last_source_runs(path: Path) -> dict[str, LoggedRun]:
     """For every source that ever ran: its most recent run's finish time and counts."""
     if not path.exists():
         return {}
@@ -97,7 +100,7 @@ def last_source_runs(path: Path) -> dict[str, dict]:
             "SELECT source, finished, counts FROM source_runs s WHERE run_id = "
             "(SELECT MAX(run_id) FROM source_runs WHERE source = s.source) ORDER BY source"
         ).fetchall()
-    return {source: {"finished": finished, **json.loads(counts)} for source, finished, counts in rows}
+    return {source: LoggedRun(finished, SourceReport.from_dict(json.loads(counts))) for source, finished, counts in rows}
 
 
 def added_after(path: Path, after_id: int) -> list[AddedDocument]:

@@ -15,7 +15,15 @@ from typing import Callable
 
 from croniter import croniter
 
+from .settings import SettingsError
+
 log = logging.getLogger("dealbot.schedule")
+
+
+def check_expression(expression: str, what: str = "--schedule") -> None:
+    """SettingsError unless `expression` is a cron expression."""
+    if not croniter.is_valid(expression):
+        raise SettingsError(f"{what} {expression!r} is not a cron expression (e.g. '*/30 * * * *')")
 
 
 def next_time(expression: str, after: datetime) -> datetime:

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import defaultdict
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -34,61 +34,14 @@ from .fetch import Fetcher
 from .index import DocState, Index, doc_key, version_of
 from .lock import WriterLock
 from .records import Article, Passage
+from .report import RunReport
 from .runlog import HttpState
 from .settings import Settings, SourceSpec
 from .sources import RawDocument, ReadError, SourceError, parse, read_raw, scan
+from .store import open_embedder, open_index
 from .web import read_web_source
 
 log = logging.getLogger("dealbot.ingest")
-
-COUNTS = ("added", "updated", "unchanged", "removed", "duplicates", "failed", "fetched", "not_modified")
-
-
-@dataclass(frozen=True)
-class Failure:
-    location: str
-    reason: str
-    source: str = ""
-
-
-@dataclass
-class RunReport:
-    sources: list[str]
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    failed: int = 0
-    duplicates: int = 0
-    fetched: int = 0  # pages downloaded (HTTP 200)
-    not_modified: int = 0  # pages the server said are unchanged (HTTP 304): nothing downloaded
-    passages_embedded: int = 0
-    seconds: float = 0.0
-    stopped: bool = False  # a stop was asked for: the run ended early, between two steps
-    failures: list[Failure] = field(default_factory=list)
-    per_source: dict[str, dict] = field(default_factory=dict)
-
-    def begin(self, spec: SourceSpec, kind: str) -> None:
-        self.per_source[spec.location] = {"name": spec.label, "kind": kind, **dict.fromkeys(COUNTS, 0), "error": None, "failures": []}
-
-    def tally(self, source: str, what: str, n: int = 1) -> None:
-        setattr(self, what, getattr(self, what) + n)
-        self.per_source[source][what] += n
-
-    def fail(self, source: str, location: str, reason: str) -> None:
-        self.tally(source, "failed")
-        self.failures.append(Failure(location, reason, source))
-        self.per_source[source]["failures"].append({"location": location, "reason": reason})
-        if location == source:
-            self.per_source[source]["error"] = reason
-
-    @property
-    def all_sources_failed(self) -> bool:
-        return bool(self.per_source) and all(s["error"] for s in self.per_source.values())
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass
 class _Item:
@@ -125,17 +78,17 @@ def run_ingest(
     does). Setting `stop` ends the run early, between two steps.
     """
     specs = list(settings.sources) if sources is None else [settings.source(s) for s in sources]
-    embedder = embedder or Embedder(batch_size=settings.embedding.batch_size)
+    embedder = embedder or open_embedder(settings)
     lock = nullcontext() if settings.server_mode or lock_held else WriterLock(settings.data_dir)
     with lock:
-        index = Index(settings, embedder.name, embedder.dimensions, create=True)
+        index = open_index(settings, create=True)
         state, fetcher = HttpState(settings.state_db), Fetcher(settings.fetch)
         try:
             report = sync(index, specs, embedder, settings, state, fetcher, progress=progress, stop=stop)
         finally:
             state.close()
             fetcher.close()
-    runlog.record_run(settings.state_db, datetime.now(timezone.utc).isoformat(timespec="seconds"), report.to_dict())
+    runlog.record_run(settings.state_db, datetime.now(timezone.utc).isoformat(timespec="seconds"), report)
     return report
 
 
@@ -181,7 +134,7 @@ def _list(spec, index, stored, alternates, state, fetcher, report, progress, set
         def known(url: str) -> bool:
             return url in alternates or any(st.complete for st in own.get(url, ()))
 
-        report.begin(spec, "web")
+        report.begin(spec.location, spec.label, "web")
         try:
             kind, pages = read_web_source(
                 spec, fetcher, state, known, lambda loc, why: report.fail(spec.location, loc, why), progress
@@ -189,12 +142,12 @@ def _list(spec, index, stored, alternates, state, fetcher, report, progress, set
         except SourceError as exc:
             report.fail(spec.location, spec.location, _reason(exc, spec.location))
             return []
-        report.per_source[spec.location]["kind"] = kind
+        report.per_source[spec.location].kind = kind
         report.tally(spec.location, "not_modified", sum(p.raw is None for p in pages))
         report.tally(spec.location, "fetched", sum(p.raw is not None for p in pages))
         return [_Item(spec, p.location, lambda p=p: p.raw, p.etag, p.last_modified) for p in pages]
 
-    report.begin(spec, "file" if Path(spec.location).is_file() else "folder")
+    report.begin(spec.location, spec.label, "file" if Path(spec.location).is_file() else "folder")
     try:
         listing = scan(spec.location)
     except SourceError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -79,6 +80,14 @@ def run_cli(*args: str, env: dict | None = None, input: str | None = None, timeo
     return subprocess.run(
         [str(DEALBOT), *args], env=environ, input=input, capture_output=True, text=True, timeout=timeout, cwd=ROOT
     )
+
+
+def modules_loaded_by(imports: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after `import {imports}` (run from the repo root)."""
+    code = f"import json, sys, {imports}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return set(json.loads(out.stdout))
 
 
 @pytest.fixture(scope="session")

@@ -52,53 +52,54 @@ def _failures(outcomes, split):
 
 def _check(part: dict, floors: dict, ceilings: dict, failures=()) -> None:
     for key, floor in floors.items():
-        assert part[key] >= floor, (key, part[key], list(failures))
+        assert getattr(part, key) >= floor, (key, getattr(part, key), list(failures))
     for key, ceiling in ceilings.items():
-        assert part[key] <= ceiling, (key, part[key])
+        assert getattr(part, key) <= ceiling, (key, getattr(part, key))
 
 
 def test_heldout_split_holds_its_level(evaluated):
     report, outcomes = evaluated
-    heldout = report["heldout"]
-    print({k: report[k] for k in ("dev", "heldout")})
-    assert heldout["questions"] >= 20
+    heldout = report.parts["heldout"]
+    print({k: report.parts[k] for k in ("dev", "heldout")})
+    assert heldout.questions >= 20
     _check(heldout, HELDOUT_FLOOR, HELDOUT_CEILING, _failures(outcomes, "heldout"))
 
 
 @pytest.mark.xfail(strict=True, reason="issue 13 asks the gate to fail below 0.85 on screen on held-out; the related "
                    "passages reached 0.73 (84 of 115), so this stays an expected failure until that level is reached")
 def test_heldout_on_screen_reaches_the_issue_gate(evaluated):
-    assert evaluated[0]["heldout"]["on_screen"] >= ON_SCREEN_GATE
+    assert evaluated[0].parts["heldout"].on_screen >= ON_SCREEN_GATE
 
 
 def test_first_heldout_questions_keep_their_level(evaluated):
     _, outcomes = evaluated
     first = {c.question for f in FIRST_FILES for c in load_cases(str(EVAL / f"{f}.jsonl"))}
     part = score([o for o in outcomes if o.case.split == "heldout" and o.case.question in first])
-    assert part["questions"] == 44
+    assert part.questions == 44
     _check(part, FIRST_HELDOUT_FLOOR, {})
 
 
 def test_dev_split_holds_its_level(evaluated):
     report, outcomes = evaluated
-    _check(report["dev"], DEV_FLOOR, DEV_CEILING, _failures(outcomes, "dev"))
+    _check(report.parts["dev"], DEV_FLOOR, DEV_CEILING, _failures(outcomes, "dev"))
 
 
 def test_beats_the_naive_baseline(pipeline, evaluated):
     report, _ = evaluated
     baseline, outcomes = evaluate(pipeline, load_cases(str(EVAL)), system="baseline")
-    print(baseline["heldout"])
-    assert baseline["heldout"]["abstention"] == 0.0  # the baseline always answers
+    ours, theirs = report.parts["heldout"], baseline.parts["heldout"]
+    print(theirs)
+    assert theirs.abstention == 0.0  # the baseline always answers
     assert all(o.answer.citations and o.answer.sentences[0].text == o.answer.hits[0].text for o in outcomes)
     for key in ("accuracy", "citation_accuracy", "abstention"):
-        assert report["heldout"][key] > baseline["heldout"][key] or report["heldout"][key] == 1.0, key
-    assert report["heldout"]["answer_chars_median"] < baseline["heldout"]["answer_chars_median"]
+        assert getattr(ours, key) > getattr(theirs, key) or getattr(ours, key) == 1.0, key
+    assert ours.answer_chars_median < theirs.answer_chars_median
 
 
 def test_paraphrase_set_does_not_regress(pipeline):
     report, _ = evaluate(pipeline, load_cases(str(EVAL / "paraphrase.jsonl")))
-    print(report["overall"])
-    assert report["overall"]["accuracy"] >= 0.25
+    print(report.parts["overall"])
+    assert report.parts["overall"].accuracy >= 0.25
 
 
 def test_configured_threshold_is_the_calibrated_one(pipeline):
@@ -149,7 +150,7 @@ def test_misses_are_told_apart_by_stage():
     assert [o.miss for o in (right, other_sentence, abstained, not_retrieved, false_answer, honest)] == [
         None, "other_sentence", "abstained_retrieved", "not_retrieved", "answered_unanswerable", None,
     ]
-    assert score([right, other_sentence, abstained, not_retrieved, false_answer, honest])["misses"] == {
+    assert score([right, other_sentence, abstained, not_retrieved, false_answer, honest]).misses == {
         "not_retrieved": 1, "other_sentence": 1, "abstained_retrieved": 1, "answered_unanswerable": 1,
     }
 
@@ -179,9 +180,9 @@ def test_what_the_reader_sees_is_scored_from_what_is_shown():
     assert [o.on_screen for o in outcomes[:5]] == [True, True, False, True, False]
     assert [o.confident_and_wrong for o in outcomes[:5]] == [False, False, True, False, False]
     r = score(outcomes)
-    assert r["counts"]["on_screen"] == [3, 5] and r["on_screen"] == 0.6
-    assert r["counts"]["confident_and_wrong"] == [1, 3] and r["confident_and_wrong"] == 0.3333
-    assert r["counts"]["off_topic_with_passages"] == [1, 2] and r["off_topic_with_passages"] == 0.5
+    assert r.counts["on_screen"] == (3, 5) and r.on_screen == 0.6
+    assert r.counts["confident_and_wrong"] == (1, 3) and r.confident_and_wrong == 0.3333
+    assert r.counts["off_topic_with_passages"] == (1, 2) and r.off_topic_with_passages == 0.5
     # Visible: the answer text (markers included) or the not-found sentence, plus each related passage as shown.
     from bot.types import NOT_FOUND
 
@@ -190,8 +191,8 @@ def test_what_the_reader_sees_is_scored_from_what_is_shown():
     lengths = sorted([len(f"The rate {fact}. [1]"), len("Talks ended. [1]") + len(f"The rate {fact} in November."),
                       len("Talks ended. [1]") + len(shown_long), len(NOT_FOUND) + len(f"It {fact}."), len(NOT_FOUND),
                       len(NOT_FOUND) + len("Something near."), len(NOT_FOUND), len(NOT_FOUND) + len("Something near.")])
-    assert r["visible_chars_median"] == (lengths[3] + lengths[4]) / 2
-    assert r["accuracy"] == 0.2  # the answer itself: unchanged by what is shown beneath it
+    assert r.visible_chars_median == (lengths[3] + lengths[4]) / 2
+    assert r.accuracy == 0.2  # the answer itself: unchanged by what is shown beneath it
 
 
 def test_the_off_topic_cut_is_the_calibrated_one(pipeline):
@@ -230,9 +231,9 @@ def test_a_fact_not_on_screen_is_put_down_to_where_it_was():
 
 def test_misses_account_for_every_lost_question(evaluated):
     for split in ("dev", "heldout"):
-        report = evaluated[0][split]
-        seen, answerable_ = report["counts"]["on_screen"]
-        assert sum(report["unseen"].values()) == answerable_ - seen
-        good, answerable = report["counts"]["accuracy"]
-        held, unanswerable = report["counts"]["abstention"]
-        assert sum(report["misses"].values()) == (answerable - good) + (unanswerable - held)
+        report = evaluated[0].parts[split]
+        seen, answerable_ = report.counts["on_screen"]
+        assert sum(report.unseen.values()) == answerable_ - seen
+        good, answerable = report.counts["accuracy"]
+        held, unanswerable = report.counts["abstention"]
+        assert sum(report.misses.values()) == (answerable - good) + (unanswerable - held)

@@ -14,7 +14,7 @@ from bot.pipeline import Pipeline
 from bot.slack.app import SlackSecrets, create_app
 from bot.slack.server import make_http_server
 from bot.slack.store import SlackStore
-from bot.status import status_info
+from bot.status import read_status
 from bot.types import Answer
 from conftest import ROOT, SAMPLE, make_settings, write_article
 from ingest.sync import run_ingest
@@ -41,7 +41,7 @@ def home(tmp_path_factory, embedder):
                                  slack_api_url=fake.base_url, digest_channels="CDIGEST01", ingest_schedule="*/30 * * * *")
         run_ingest(settings, embedder=embedder)
         store = SlackStore(settings.slack_db)
-        answer_id = store.record_answer(Answer("q", False), "C1", "U1", {"citations": []})
+        answer_id = store.record_answer(Answer("q", False), "C1", "U1")
         store.record_feedback(answer_id, "U1", "C1", "up")
         store.record_feedback(answer_id, "U2", "C1", "up")
         store.record_feedback(answer_id, "U3", "C1", "down")
@@ -69,10 +69,10 @@ def test_the_home_tab_is_published_on_app_home_opened_with_the_status_facts(home
     assert user == "U42" and view["type"] == "home"
     assert len(view["blocks"]) <= 100
     text = json.dumps(view, ensure_ascii=False)
-    info = status_info(settings)
-    assert info["documents"] == 5
-    assert f"{info['documents']} articles in {info['passages']} passages" in text
-    assert "Last ingest run: " + info["last_run"]["finished"] in text and "5 added" in text
+    info = read_status(settings)
+    assert info.documents == 5
+    assert f"{info.documents} articles in {info.passages} passages" in text
+    assert "Last ingest run: " + info.last_run.finished in text and "5 added" in text
     assert "missing-folder" in text and "error: " in text  # each source's last run and its errors
     assert "<#CDIGEST01>" in text and "`*/30 * * * *`" in text and "next run" in text
     assert "/dealbot timeline" in text and "Mention me" in text and "direct message" in text

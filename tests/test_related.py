@@ -15,7 +15,7 @@ import pytest
 import bot.related as related_module
 from bot.related import FAR_BELOW, OFF_TOPIC_MATCH, RELATED_MAX, choose
 from bot.render import answer_dict, answer_text, explain_text
-from bot.slack.answering import answer_from_payload, answer_payload
+from bot.serialise import answer_from_record, answer_record
 from bot.slack.app import SlackSecrets, create_app
 from bot.slack.blocks import SECTION_LIMIT, answer_message
 from bot.slack.server import make_http_server
@@ -252,14 +252,14 @@ def test_slack_related_block_is_escaped_compact_and_within_block_kit_limits():
 
 def test_a_shared_answer_keeps_its_related_passages(pipeline):
     a = pipeline.ask("What did the London meeting produce?")
-    restored = answer_from_payload(json.loads(json.dumps(answer_payload(a))))
+    restored = answer_from_record(json.loads(json.dumps(answer_record(a))))
     assert [(r.doc_id, r.quote, r.title, r.url, r.outlet, r.published) for r in restored.related] == [
         (r.doc_id, r.quote, r.title, r.url, r.outlet, r.published) for r in a.related
     ]
     assert answer_message(restored)["blocks"] == answer_message(a)["blocks"]
-    old = answer_payload(a)
+    old = answer_record(a)
     del old["related"]  # an answer kept before related passages existed
-    assert answer_from_payload(old).related == ()
+    assert answer_from_record(old).related == ()
 
 
 @pytest.fixture(scope="module")

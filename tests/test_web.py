@@ -60,8 +60,8 @@ def test_feed_ingest_keeps_articles_drops_boilerplate_collapses_copies_and_repor
     assert reasons["/files/report.bin"].startswith("not an HTML page or a feed (application/octet-stream)")
     assert reasons["/news/huge"].startswith("too large")
     per = report.per_source[feed]
-    assert (per["kind"], per["added"], per["duplicates"], per["failed"], per["error"]) == ("feed", 3, 1, 4, None)
-    assert len(per["failures"]) == 4
+    assert (per.kind, per.added, per.duplicates, per.failed, per.error) == ("feed", 3, 1, 4, None)
+    assert len(per.failures) == 4
     assert all(h.get("User-Agent", "").startswith("dealbot/") for _, _, h in site.log)
 
 
@@ -114,7 +114,7 @@ def test_a_single_page_url_and_an_atom_feed_recognised_by_content(site, web_sett
                         canonical=None).replace("<!DOCTYPE html>", '<?xml version="1.0" encoding="utf-8"?>')
     site.put("/news/review.xhtml", html, content_type="application/xhtml+xml")
     report = run_ingest(web_settings, [page, atom, xhtml], embedder=embedder)
-    kinds = [report.per_source[s]["kind"] for s in (page, atom, xhtml)]
+    kinds = [report.per_source[s].kind for s in (page, atom, xhtml)]
     assert kinds == ["page", "feed", "page"] and report.failed == 0
     assert sorted(stored(web_settings, embedder)) == sorted([page, site.url("/news/magnets"), xhtml])
 
@@ -139,7 +139,7 @@ def test_feed_options_filter_and_cap_entries(site, tmp_path, embedder):
     report = run_ingest(settings, embedder=embedder)
     # include keeps /news/*; exclude drops magnets; max_entries keeps the first two that remain.
     assert sorted(stored(settings, embedder)) == [site.url("/news/deal-signed"), site.url("/news/review-planned")]
-    assert report.per_source[site.url("/feeds/trade")]["name"] == "Fixture trade feed"
+    assert report.per_source[site.url("/feeds/trade")].name == "Fixture trade feed"
     assert not site.requests_for("/partner/rare-earth-deal-done") and not site.requests_for("/news/magnets")
 
 

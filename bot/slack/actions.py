@@ -8,7 +8,7 @@ import uuid
 
 from slack_bolt import App
 
-from .answering import answer_from_payload, post, reply
+from .answering import post, reply
 from .blocks import FEEDBACK_DOWN, FEEDBACK_UP, SHARE, answer_message, notice
 
 
@@ -45,7 +45,7 @@ def register(app: App, ctx) -> None:
 
     def on_feedback(body, action):
         answer_id, url = _answer_id(action), _url(body)
-        if answer_id is None or ctx.store.answer_payload(answer_id) is None:
+        if answer_id is None or ctx.store.answer(answer_id) is None:
             if url:
                 reply(ctx, f"feedback:{uuid.uuid4().hex}", url, notice("Sorry, I can't find that answer any more."),
                       response_type="ephemeral", replace_original=False)
@@ -58,15 +58,14 @@ def register(app: App, ctx) -> None:
 
     def on_share(body, action):
         answer_id, url = _answer_id(action), _url(body)
-        payload = ctx.store.answer_payload(answer_id) if answer_id is not None else None
+        answer = ctx.store.answer(answer_id) if answer_id is not None else None
         channel = _id(body.get("channel"))
         key = f"share:{uuid.uuid4().hex}"
-        if payload is None or channel is None:
+        if answer is None or channel is None:
             if url:
                 reply(ctx, key, url, notice("That answer can no longer be shared."), response_type="ephemeral",
                       replace_original=False)
             return
-        answer = answer_from_payload(payload)
         message = answer_message(answer, answer_id, note=f"Shared from /dealbot. The question: {answer.question}",
                                  limits=ctx.limits)
         post(ctx, key, channel, message)

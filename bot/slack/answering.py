@@ -10,7 +10,6 @@ import threading
 import time
 
 from ..question import prepare
-from ..types import Answer, Citation, Related, Sentence
 from .blocks import BlockLimits, answer_message, notice, partial_message
 from .delivery import Courier, Job
 from .store import Delivery
@@ -67,7 +66,7 @@ def compose_message(ctx, question: str, channel: str | None, user: str | None, h
     """The message for an answer (recorded for feedback), or a plain account of what went wrong."""
     try:
         answer = ctx.pipeline.ask(question, history=history, on_text=on_text)
-        answer_id = ctx.store.record_answer(answer, channel, user, payload=answer_payload(answer))
+        answer_id = ctx.store.record_answer(answer, channel, user)
         if answer.model_failed:
             note = " ".join(filter(None, [note, f"Offline answer: {answer.fallback_reason}."]))
         return answer_message(answer, answer_id, note, share=share and answer.answered, limits=ctx.limits)
@@ -141,32 +140,3 @@ def reply(ctx, key: str, response_url: str, message: dict | None = None, questio
     job = Job("respond", channel=channel, response_url=response_url, response=response, message=message,
               question=question, note=note, user=user, share=bool(question))
     return ctx.courier.send(key, job)
-
-
-def answer_payload(answer: Answer) -> dict:
-    """What is kept of an answer so it can be shown again (the "Share in channel" button)."""
-    return {
-        "question": answer.question,
-        "answered": answer.answered,
-        "sentences": [[s.text, s.n, list(s.more)] for s in answer.sentences],
-        "citations": [
-            {"n": c.n, "doc_id": c.doc_id, "title": c.title, "source": c.source, "quotes": list(c.quotes),
-             "url": c.url, "outlet": c.outlet, "published": c.published}
-            for c in answer.citations
-        ],
-        "related": [
-            {"doc_id": r.doc_id, "title": r.title, "source": r.source, "quote": r.quote, "url": r.url,
-             "outlet": r.outlet, "published": r.published}
-            for r in answer.related
-        ],
-    }
-
-
-def answer_from_payload(payload: dict) -> Answer:
-    return Answer(
-        question=payload["question"],
-        answered=payload["answered"],
-        sentences=tuple(Sentence(s[0], s[1], tuple(s[2]) if len(s) > 2 else ()) for s in payload["sentences"]),
-        citations=tuple(Citation(**{**c, "quotes": tuple(c["quotes"])}) for c in payload["citations"]),
-        related=tuple(Related(**r) for r in payload.get("related", ())),  # answers kept before related passages have none
-    )

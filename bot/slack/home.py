@@ -17,9 +17,10 @@ from slack_sdk.errors import SlackApiError
 
 from ingest import runlog
 from ingest.settings import Settings
+from ingest.status import SourceStatus
 
-from ..render import display_source, report_line
-from ..status import source_counts, status_info
+from ..render import display_source, report_line, source_counts
+from ..status import Status, read_status
 from ..story import StoryArticle, articles, cut, newest
 from .articles import context, escaped, section
 
@@ -63,15 +64,15 @@ class HomeFacts:
         self.ctx = ctx
         self._lock = threading.Lock()
         self._key: tuple | None = None
-        self._value: tuple[dict, list[StoryArticle]] | None = None
+        self._value: tuple[Status, list[StoryArticle]] | None = None
 
-    def get(self) -> tuple[dict, list[StoryArticle]]:
+    def get(self) -> tuple[Status, list[StoryArticle]]:
         index = self.ctx.pipeline.index
         last = runlog.last_run(self.ctx.settings.state_db)
-        key = (index.count(), last and last["finished"], last and last.get("seconds"))
+        key = (index.count(), last and last.finished, last and last.report.seconds)
         with self._lock:
             if key != self._key or self._value is None:
-                self._value = (status_info(self.ctx.settings, index), newest(articles(index), EXAMPLES))
+                self._value = (read_status(self.ctx.settings, index), newest(articles(index), EXAMPLES))
                 self._key = key
             return self._value
 
@@ -84,7 +85,7 @@ def example_question(article: StoryArticle) -> str:
     return f"What's the gist of “{cut(article.title, 90)}”?"
 
 
-def home_view(settings: Settings, status: dict, recent: list[StoryArticle], votes: dict[str, int]) -> dict:
+def home_view(settings: Settings, status: Status, recent: list[StoryArticle], votes: dict[str, int]) -> dict:
     """The Home tab's view (views.publish), within Slack's limits: 100 blocks, 3,000 characters a section."""
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": "dealbot"}},
@@ -92,7 +93,7 @@ def home_view(settings: Settings, status: dict, recent: list[StoryArticle], vote
                 "quoted from an article and cited, with its title, outlet, date and link."),
         {"type": "divider"},
         section(_read_text(status)),
-        *_source_blocks(status["sources"]),
+        *_source_blocks(status.sources),
         {"type": "divider"},
         section(_digest_text(settings)),
         {"type": "divider"},
@@ -102,33 +103,33 @@ def home_view(settings: Settings, status: dict, recent: list[StoryArticle], vote
     return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}
 
 
-def _read_text(status: dict) -> str:
-    run = status["last_run"]
-    last = f"{escaped(run['finished'], 40)}: {escaped(report_line(run), 600)}" if run else "never"
-    return (f"*What I have read*\n{status['documents']} articles in {status['passages']} passages.\n"
+def _read_text(status: Status) -> str:
+    run = status.last_run
+    last = f"{escaped(run.finished, 40)}: {escaped(report_line(run.report), 600)}" if run else "never"
+    return (f"*What I have read*\n{status.documents} articles in {status.passages} passages.\n"
             f"Last ingest run: {last}")
 
 
-def _source_blocks(sources: list[dict]) -> list[dict]:
+def _source_blocks(sources: tuple[SourceStatus, ...]) -> list[dict]:
     shown = [section(_source_text(s)) for s in sources[:SOURCES_SHOWN]]
     if len(sources) > SOURCES_SHOWN:
         shown.append(context(f"and {len(sources) - SOURCES_SHOWN} more sources: `dealbot status` lists them all"))
     return shown
 
 
-def _source_text(src: dict) -> str:
-    name = src["name"] if src["name"] != src["location"] else display_source(src["location"])
-    note = "" if src["configured"] else ", not configured any more"
-    lines = [f"*{escaped(name, 200)}* ({escaped(src['kind'], 20)}{note}): {src['documents']} documents"]
-    last = src["last_run"]
+def _source_text(src: SourceStatus) -> str:
+    name = src.name if src.name != src.location else display_source(src.location)
+    note = "" if src.configured else ", not configured any more"
+    lines = [f"*{escaped(name, 200)}* ({escaped(src.kind, 20)}{note}): {src.documents} documents"]
+    last = src.last_run
     if not last:
         return "\n".join(lines + ["never run"])
-    lines.append(f"last run {escaped(last['finished'], 40)}: {source_counts(last)}")
-    if last.get("error"):
-        lines.append(f"error: {escaped(last['error'], 400)}")
-    failures = [f for f in last.get("failures", []) if f["location"] != src["location"]]
+    lines.append(f"last run {escaped(last.finished, 40)}: {source_counts(last.report)}")
+    if last.report.error:
+        lines.append(f"error: {escaped(last.report.error, 400)}")
+    failures = [f for f in last.report.failures if f.location != src.location]
     for f in failures[:FAILURES_SHOWN]:
-        lines.append(f"failed: {escaped(f['location'], 300)}: {escaped(f['reason'], 300)}")
+        lines.append(f"failed: {escaped(f.location, 300)}: {escaped(f.reason, 300)}")
     if len(failures) > FAILURES_SHOWN:
         lines.append(f"and {len(failures) - FAILURES_SHOWN} more failures")
     return "\n".join(lines)

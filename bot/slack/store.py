@@ -16,6 +16,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..serialise import answer_from_record, answer_record, feedback_citation
 from ..types import Answer
 
 _SCHEMA = """
@@ -154,17 +155,20 @@ class SlackStore:
         """Forget finished deliveries older than `older_than` seconds (the answers themselves stay)."""
         self._write("DELETE FROM deliveries WHERE state != 'pending' AND created < ?", (time.time() - older_than,))
 
-    def record_answer(self, answer: Answer, channel: str | None, user: str | None, payload: dict) -> int:
+    def record_answer(self, answer: Answer, channel: str | None, user: str | None) -> int:
+        """Keep an answer sent (bot.serialise's record of it), to show it again and to export its feedback."""
         cur = self._write(
             "INSERT INTO answers (at, channel, user, question, answer, answered, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (time.time(), channel, user, answer.question, answer.text, int(answer.answered), json.dumps(payload)),
+            (time.time(), channel, user, answer.question, answer.text, int(answer.answered),
+             json.dumps(answer_record(answer))),
         )
         return int(cur.lastrowid)
 
-    def answer_payload(self, answer_id: int) -> dict | None:
+    def answer(self, answer_id: int) -> Answer | None:
+        """The answer kept under `answer_id`, or None."""
         with closing(self._connect()) as conn:
             row = conn.execute("SELECT payload FROM answers WHERE id = ?", (answer_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return answer_from_record(json.loads(row[0])) if row else None
 
     def record_feedback(self, answer_id: int, user: str | None, channel: str | None, vote: str) -> None:
         self._write(
@@ -190,7 +194,7 @@ class SlackStore:
         for r in rows:
             record = {k: r[k] for k in ("id", "vote", "user", "channel", "question", "answer")}
             record["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r["at"]))
-            record["citations"] = json.loads(r["payload"])["citations"]
+            record["citations"] = [feedback_citation(c) for c in answer_from_record(json.loads(r["payload"])).citations]
             out.append(record)
         return out
 

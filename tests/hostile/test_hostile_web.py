@@ -221,9 +221,9 @@ def test_each_hostile_url_is_reported_or_stored_as_it_should_be(run, case_id):
     if case.role == "source":
         per = run.report.per_source[url]
         if case.expect == "fail":
-            assert per["error"] and case.reason in per["error"], per["error"]
+            assert per.error and case.reason in per.error, per.error
         else:
-            assert per["error"] is None and per["added"] >= 1, per
+            assert per.error is None and per.added >= 1, per
         return
     reasons = {f.location: f.reason for f in run.report.failures}
     if case.expect == "fail":
@@ -244,7 +244,7 @@ def test_the_run_goes_on_stores_what_is_good_and_keeps_to_its_limits(run):
         assert stored[run.site.url(path)]["url"] == run.site.url(path), "an odd canonical link is not the citation"
     assert [s for p, s, _ in run.site.log if p == "/ok/duplicated"] == [200], "an entry listed three times is fetched once"
     hostile = run.report.per_source[run.site.url("/feeds/hostile")]
-    assert hostile["error"] is None and hostile["failed"] == sum(
+    assert hostile.error is None and hostile.failed == sum(
         1 for c in run.cases if c.role == "entry" and c.expect == "fail")
     # Each slow case ends at its limit: at most 3 s each (fetch.deadline_seconds), whatever the server does.
     slow = sum(1 for c in run.cases if c.id in ("trickle-content-length", "trickle-chunked", "length-larger-then-silence",
@@ -347,8 +347,8 @@ def test_a_feed_of_5000_entries_ends_within_the_source_deadline_and_says_what_is
     report = run_ingest(settings, [site.url("/feeds/many")], embedder=embedder)
     assert time.monotonic() - started < 40
     per = report.per_source[site.url("/feeds/many")]
-    assert per["error"] is None and per["added"] >= 3
-    [left] = [f for f in per["failures"] if f["reason"].startswith("not fetched")]
-    assert "fetch.source_deadline_seconds" in left["reason"] and "are tried next run" in left["reason"]
-    fetched = int(left["location"].rsplit("/", 1)[-1])
-    assert 3 <= fetched < 100 and f"{4999 - fetched:,} after it" in left["reason"]
+    assert per.error is None and per.added >= 3
+    [left] = [f for f in per.failures if f.reason.startswith("not fetched")]
+    assert "fetch.source_deadline_seconds" in left.reason and "are tried next run" in left.reason
+    fetched = int(left.location.rsplit("/", 1)[-1])
+    assert 3 <= fetched < 100 and f"{4999 - fetched:,} after it" in left.reason
