@@ -62,11 +62,13 @@ def _status(settings: Settings, index: Index | None, busy: str | None) -> dict:
 
 def _slack_deliveries(settings: Settings) -> dict:
     """Replies the Slack bot still has to deliver (retried while Slack fails), and those it gave up on."""
-    if not settings.slack_db.exists():
+    from .state import slack_state
+
+    if not slack_state(settings).exists():
         return {"slack_pending": 0, "slack_undelivered": 0}
     from .slack.store import SlackStore
 
-    counts = SlackStore(settings.slack_db).delivery_counts()
+    counts = SlackStore.of(settings).delivery_counts()
     return {"slack_pending": counts["pending"], "slack_undelivered": counts["failed"]}
 
 
