@@ -65,8 +65,9 @@ class Database:
 
     def create(self, schema: str) -> None:
         """Create the tables of `schema` (statements separated by ';') if they are missing."""
+        without_comments = re.sub(r"--[^\n]*", "", schema)
         with self.transaction(exclusive=True) as tx:
-            for statement in filter(str.strip, schema.split(";")):
+            for statement in filter(str.strip, without_comments.split(";")):
                 tx.execute(statement)
 
     def execute(self, sql: str, args: Sequence = ()) -> int:
@@ -113,18 +114,14 @@ def _open_pool(url: str, dicts: bool):
     from psycopg.rows import dict_row, tuple_row
     from psycopg_pool import ConnectionPool
 
+    try:  # once by hand first: a refused connection is told at once, in the server's words
+        psycopg.connect(url, connect_timeout=10).close()
+    except psycopg.Error as reason:
+        raise StateError(f"state_url {redact(url)}: cannot connect ({redact(_first_line(reason))}): check the URL, "
+                         "that the server runs and accepts this host, and PGPASSWORD") from None
     pool = ConnectionPool(url, min_size=1, max_size=16, open=False, name="dealbot-state",
                           kwargs={"row_factory": dict_row if dicts else tuple_row, "connect_timeout": 10})
-    try:
-        pool.open(wait=True, timeout=15)
-    except (psycopg.Error, Exception) as exc:  # the pool's PoolTimeout hides the reason: connect once to show it
-        pool.close()
-        try:
-            psycopg.connect(url, connect_timeout=10).close()
-        except psycopg.Error as reason:
-            raise StateError(f"state_url {redact(url)}: cannot connect ({_first_line(reason)}): check the URL, that "
-                             "the server runs and accepts this host, and PGPASSWORD") from None
-        raise StateError(f"state_url {redact(url)}: {type(exc).__name__}") from None
+    pool.open(wait=True, timeout=30)
     return pool
 
 

@@ -224,7 +224,7 @@ class Postgres:
 
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
 
@@ -256,10 +256,12 @@ def postgres():
     only; fsync off (test data). Fails, never skips, with the server's own log when it cannot start."""
     import tempfile
 
-    try:
-        from pgserver._commands import POSTGRES_BIN_PATH
-    except ImportError as exc:
-        pytest.fail(f"pgserver (the test extra) is not installed: {exc}; run scripts/setup --test")
+    import importlib.util
+
+    spec = importlib.util.find_spec("pgserver")  # its binaries only: the package's own server wants a Unix socket
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("pgserver (the test extra) is not installed: run scripts/setup --test")
+    POSTGRES_BIN_PATH = Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
     user = _unprivileged_user()
     home = Path(tempfile.mkdtemp(prefix="dealbot-pg-"))
     data, log = home / "data", home / "server.log"
