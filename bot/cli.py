@@ -77,7 +77,10 @@ def ingest(settings: Settings, sources: tuple[str, ...], as_json: bool, schedule
     for location in chosen or ():
         source_spec(location, Path.cwd(), "--source")  # only http(s) URLs; a clear error otherwise
     if schedule is not None:
+        from .logs import configure
         from .metrics import Readiness
+
+        configure(settings.log_format, text_format="%(asctime)s %(message)s")
 
         with _probes(metrics_host, metrics_port, lambda: Readiness(None, schedule, settings.state_db)):
             _ingest_on_schedule(settings, chosen, schedule)
@@ -122,9 +125,6 @@ def _ingest_on_schedule(settings: Settings, sources: list[str] | None, expressio
 
     if not croniter.is_valid(expression):
         raise click.ClickException(f"--schedule {expression!r} is not a cron expression (e.g. '*/30 * * * *')")
-    from .logs import configure
-
-    configure(settings.log_format, text_format="%(asctime)s %(message)s")
     stop = threading.Event()
 
     def on_signal(signum, frame):
@@ -589,16 +589,24 @@ def serve(settings: Settings, http_mode: bool, host: str, port: int, metrics_por
             probes.enter_context(_probes(metrics_host, metrics_port, lambda: readiness))
             if http_mode:
                 server = make_http_server(app, host, port, readiness=readiness)
-                click.echo(f"dealbot: serving Slack at http://{host}:{server.effective_port}/slack/events", err=True)
+                _say(f"serving Slack at http://{host}:{server.effective_port}/slack/events")
                 server.run()
             else:
-                click.echo("dealbot: connecting to Slack in Socket Mode", err=True)
+                _say("connecting to Slack in Socket Mode")
                 serve_socket_mode(app, secrets.app_token)
         except KeyboardInterrupt:
-            click.echo("dealbot: stopping", err=True)
+            _say("stopping")
         finally:
             context_of(app).courier.stop()  # what is undelivered stays in slack.sqlite for the next start
             probes.close()
+
+
+def _say(text: str) -> None:
+    """A line about the server itself (listening, stopping), on stderr through the log, so that it takes the log's
+    format (one JSON object per line with --log-format json)."""
+    import logging
+
+    logging.getLogger("dealbot").info(text)
 
 
 @contextmanager
@@ -610,7 +618,7 @@ def _probes(host: str, port: int | None, readiness):
     from .metrics import serve_probes
 
     server = serve_probes(host, port, readiness())
-    click.echo(f"dealbot: metrics at http://{host}:{server.effective_port}/metrics", err=True)
+    _say(f"metrics at http://{host}:{server.effective_port}/metrics")
     try:
         yield
     finally:
