@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,12 +14,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.metrics import Readiness
-from bot.slack.app import SlackSecrets, create_app
-from bot.slack.server import make_http_server
 from conftest import DEALBOT, ROOT, SAMPLE, free_port, make_settings, write_article
-from slack_fakes import FakeSlackAPI, app_mention, event_callback, message_im, post_event, post_form, slash_command
+from slack_fakes import app_mention, event_callback, message_im, post_event, post_form, slash_command
+from test_slack import SECRET, SECRETS, fake, start_bot  # noqa: F401  (fake: the module's fake Web API fixture)
 
-SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -47,19 +43,9 @@ def value(samples, name: str, **labels) -> float:
 
 
 @pytest.fixture(scope="module")
-def fake():
-    with FakeSlackAPI() as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
 def bot(sample_pipeline, fake, tmp_path_factory):
-    settings = make_settings(tmp_path_factory.mktemp("metrics-bot"), slack_api_url=fake.base_url)
-    settings = dataclasses.replace(sample_pipeline.settings, data_dir=settings.data_dir, slack=settings.slack)
-    app = create_app(settings, sample_pipeline, SlackSecrets(bot_token="xoxb-metrics-token", signing_secret=SECRET))
-    server = make_http_server(app, "127.0.0.1", 0)
-    threading.Thread(target=server.run, daemon=True).start()
-    yield f"http://127.0.0.1:{server.effective_port}"
+    server, url, _ = start_bot(sample_pipeline, fake, tmp_path_factory.mktemp("metrics-bot"))
+    yield url
     server.close()
 
 
@@ -104,7 +90,7 @@ def test_questions_latency_and_web_api_calls_are_counted_after_signed_requests(b
     assert value(final, "dealbot_slack_delivery_retries_total") - value(before, "dealbot_slack_delivery_retries_total") >= 1
     # Labels are bounded sets: no question text, user or channel id anywhere in the exposition.
     body = get(bot + "/metrics")[2]
-    for leak in (question, "U31", "C31", "D31", "xoxb-metrics-token", SECRET):
+    for leak in (question, "U31", "C31", "D31", SECRETS.bot_token, SECRET):
         assert leak not in body
 
 
