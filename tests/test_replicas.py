@@ -59,18 +59,20 @@ def replicas(tmp_path_factory, chroma_server, embedder, postgres, fake, fake_llm
            "DEALBOT_LLM_BASE_URL": fake_llm.base_url, "DEALBOT_LLM_MAX_RETRIES": "0", "OPENAI_API_KEY": OPENAI_KEY,
            "DEALBOT_SLACK_STREAM_INTERVAL_SECONDS": "0.2"}
     procs, ports, logs = [], [], []
+    metrics_port = free_port()  # replica b also serves its probes on a port of their own, as Socket Mode would
     for name in ("a", "b"):
         port, log = free_port(), root / f"{name}.log"
         handle = log.open("w")
+        extra = ["--metrics-port", str(metrics_port), "--metrics-host", "127.0.0.1"] if name == "b" else []
         procs.append(subprocess.Popen(
-            [str(DEALBOT), "--log-format", "json", "serve", "--http", "--port", str(port)],
+            [str(DEALBOT), "--log-format", "json", "serve", "--http", "--port", str(port), *extra],
             env={**env, "DEALBOT_DATA_DIR": str(root / name)}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=handle))
         ports.append(port)
         logs.append(log)
     try:
         for proc, port, log in zip(procs, ports, logs):
             _wait_ready(proc, port, log)
-        yield [f"http://127.0.0.1:{p}" for p in ports], logs, env
+        yield [f"http://127.0.0.1:{p}" for p in ports], logs, env, f"http://127.0.0.1:{metrics_port}"
     finally:
         for proc in procs:
             proc.terminate()
@@ -97,7 +99,7 @@ QUESTIONS = ["When was the deal signed?", "Who is the commerce secretary?", "Whe
 
 
 def test_one_event_sent_to_both_replicas_with_retries_is_answered_exactly_once(replicas, fake):
-    urls, _, _ = replicas
+    urls, _, _, metrics_b = replicas
     before = [scrape(u) for u in urls]
     payloads = [event_callback(app_mention(q, channel=f"C7{i}")) for i, q in enumerate(QUESTIONS)]
     sends = [(urls[(i + retry) % 2], payload, retry or None) for i, payload in enumerate(payloads) for retry in range(4)]
@@ -125,6 +127,10 @@ def test_one_event_sent_to_both_replicas_with_retries_is_answered_exactly_once(r
                   for a, b in zip(after, before) for o in ("answered", "abstained", "failed"))
     assert counted == len(QUESTIONS)  # the two replicas between them composed each answer once
     assert sum(value(a, "dealbot_answer_seconds_count", composer="llm") for a in after) >= len(QUESTIONS)
+    on_its_own_port = scrape(metrics_b)  # the same process's registry, served on --metrics-port
+    assert value(on_its_own_port, "dealbot_questions_total", surface="mention", outcome="answered") == value(
+        scrape(urls[1]), "dealbot_questions_total", surface="mention", outcome="answered")
+    assert OPENER.open(metrics_b + "/readyz", timeout=5).status == 200
 
 
 def _answer_shown(fake, channel: str, ts: str) -> bool:
@@ -140,7 +146,7 @@ def _wait(check, timeout: float, what: str) -> None:
 
 
 def test_feedback_on_one_replica_finds_the_answer_the_other_composed(replicas, fake):
-    urls, _, env = replicas
+    urls, _, env, _ = replicas
     payload = event_callback(app_mention("Who is the commerce secretary?", channel="C80"))
     post_event(urls[0] + "/slack/events", payload, SECRET)
     _wait(lambda: _answer_shown(fake, "C80", payload["event"]["ts"]), 60, "the answer")
@@ -158,7 +164,7 @@ def test_feedback_on_one_replica_finds_the_answer_the_other_composed(replicas, f
 
 
 def test_json_logs_of_the_whole_session_carry_fields_and_no_secret(replicas, fake):
-    urls, logs, _ = replicas
+    urls, logs, _, _ = replicas
     secret_question = "What did the negotiators say about magnets in the private annex?"
     post_event(urls[1] + "/slack/events", event_callback(message_im(secret_question, channel="D81")), SECRET)
     post_form(urls[0] + "/slack/events", slash_command("When was the deal signed?", response_url=fake.response_url("s81")), SECRET)
