@@ -15,6 +15,7 @@ from ingest.lock import LockHeld
 from ingest.settings import Settings, SettingsError, load_settings, source_spec
 
 from .evaluate import EvalFileError
+from .state import StateError
 
 
 def _errors_as_cli_errors(fn):
@@ -22,7 +23,7 @@ def _errors_as_cli_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (SettingsError, IndexAccessError, LockHeld, EvalFileError) as exc:
+        except (SettingsError, IndexAccessError, LockHeld, EvalFileError, StateError) as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper
@@ -693,6 +694,7 @@ def _store_owner(settings: Settings, bot_token: str | None = None):
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Export every record as one JSON array.")
 @click.pass_obj
+@_errors_as_cli_errors
 def feedback(settings: Settings, as_json: bool):
     """List the 👍/👎 feedback given on the bot's answers in Slack, with the question, answer and citations."""
     from .slack.store import SlackStore
