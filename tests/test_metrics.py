@@ -195,3 +195,27 @@ def _scrape_or_none(base: str, name: str, **labels):
     except OSError:
         return None
     return samples if value(samples, name, **labels) >= 1 else None
+
+
+def test_digest_posts_are_counted_by_result(bot, fake, tmp_path, embedder):
+    from bot.digest import Digest
+    from bot.slack.digest import SlackDigestPoster
+    from ingest.sync import run_ingest
+
+    folder = tmp_path / "articles"
+    write_article(folder, "a.md", "Digest metrics fixture one", "The back catalogue: never announced.")
+    settings = make_settings(tmp_path / "data", slack_api_url=fake.base_url, digest_channels="CDIGEST09")
+    run_ingest(settings, [str(folder)], embedder=embedder)
+    digest = Digest(settings, SlackDigestPoster(SECRETS.bot_token, settings))
+    digest.start(fresh_index=False)
+    before = scrape(bot)
+    write_article(folder, "b.md", "Digest metrics fixture two", "A new fixture article, announced once.")
+    run_ingest(settings, [str(folder)], embedder=embedder)
+    assert digest.after_run() == "CDIGEST09: 1 new article posted"
+    write_article(folder, "c.md", "Digest metrics fixture three", "Another new fixture article; its post fails.")
+    run_ingest(settings, [str(folder)], embedder=embedder)
+    fake.fail_next("chat.postMessage", status=400, error="channel_not_found")
+    assert "not posted" in digest.after_run()
+    after = scrape(bot)
+    assert value(after, "dealbot_digest_posts_total", result="posted") - value(before, "dealbot_digest_posts_total", result="posted") == 1
+    assert value(after, "dealbot_digest_posts_total", result="failed") - value(before, "dealbot_digest_posts_total", result="failed") == 1
