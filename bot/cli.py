@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
@@ -14,6 +15,7 @@ from ingest.lock import LockHeld
 from ingest.settings import Settings, SettingsError, load_settings, source_spec
 
 from .evaluate import EvalFileError
+from .state import StateError
 
 
 def _errors_as_cli_errors(fn):
@@ -21,7 +23,7 @@ def _errors_as_cli_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (SettingsError, IndexAccessError, LockHeld, EvalFileError) as exc:
+        except (SettingsError, IndexAccessError, LockHeld, EvalFileError, StateError) as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper
@@ -29,23 +31,39 @@ def _errors_as_cli_errors(fn):
 
 @click.group()
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="Configuration file (default: config/dealbot.toml, or DEALBOT_CONFIG).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines of serve and ingest --schedule as "
+              "text or one JSON object per line (default: log_format, DEALBOT_LOG_FORMAT).")
 @click.version_option(package_name="dealbot")
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None):
+def cli(ctx: click.Context, config: Path | None, log_format: str | None):
     """Answers questions about a news story from its articles, every sentence cited."""
     try:
         ctx.obj = load_settings(config)
     except SettingsError as exc:
+        if ctx.invoked_subcommand == "doctor":  # the doctor reports a bad configuration as its first check
+            ctx.obj = exc
+            return
         raise click.ClickException(str(exc)) from None
+    if log_format:
+        import dataclasses
+
+        ctx.obj = dataclasses.replace(ctx.obj, log_format=log_format)
+
+
+_METRICS_HOST = click.option("--metrics-host", default="0.0.0.0", show_default=True,
+                             help="Address the --metrics-port server binds.")
 
 
 @cli.command()
 @click.option("--source", "sources", multiple=True, help="File, folder, page URL or feed URL to sync instead of the configured sources (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as one JSON object on the last line.")
 @click.option("--schedule", metavar="CRON", help='Run now and then on this cron expression, e.g. "*/30 * * * *", until stopped.')
+@click.option("--metrics-port", type=int, help="With --schedule: serve /metrics, /readyz and /healthz on this port.")
+@_METRICS_HOST
 @click.pass_obj
 @_errors_as_cli_errors
-def ingest(settings: Settings, sources: tuple[str, ...], as_json: bool, schedule: str | None):
+def ingest(settings: Settings, sources: tuple[str, ...], as_json: bool, schedule: str | None, metrics_port: int | None,
+           metrics_host: str):
     """Sync sources into the index and print a run report.
 
     Unchanged documents are skipped without embedding (web pages are asked for conditionally, so an unchanged one
@@ -60,7 +78,7 @@ def ingest(settings: Settings, sources: tuple[str, ...], as_json: bool, schedule
     for location in chosen or ():
         source_spec(location, Path.cwd(), "--source")  # only http(s) URLs; a clear error otherwise
     if schedule is not None:
-        _ingest_on_schedule(settings, chosen, schedule)
+        _ingest_on_schedule(settings, chosen, schedule, metrics_host, metrics_port)
         return
     from ingest.sync import run_ingest
 
@@ -72,18 +90,20 @@ def ingest(settings: Settings, sources: tuple[str, ...], as_json: bool, schedule
         sys.exit(1)
 
 
-def _ingest_on_schedule(settings: Settings, sources: list[str] | None, expression: str) -> None:
-    import logging
-
+def _ingest_on_schedule(settings: Settings, sources: list[str] | None, expression: str, metrics_host: str,
+                        metrics_port: int | None) -> None:
     from ingest.schedule import check_expression
     from ingest.service import stop_on_signals
 
+    from .logs import configure
+    from .metrics import Readiness
     from .service import ingest_on_schedule
 
     check_expression(expression)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z")
+    configure(settings.log_format, text_format="%(asctime)s %(message)s")
     stop = stop_on_signals()
-    ingest_on_schedule(settings, sources, expression, _digest_token() if settings.digest.channels else None, stop)
+    with _probes(metrics_host, metrics_port, lambda: Readiness(None, expression, settings.state_db)):
+        ingest_on_schedule(settings, sources, expression, _digest_token() if settings.digest.channels else None, stop)
 
 
 def _digest_token() -> str | None:
@@ -223,11 +243,13 @@ class _Asker:
         self.first = False
 
     def _answer(self, question: str, note: str) -> None:
+        from .metrics import observe_answer
         from .render import answer_json, ask_text
 
         stream = _TerminalStream(sys.stdout) if self.live else None
         answer = self.pipeline.answer(question, self.history if self.conversation else (), filters=self.filters,
                                       explain=self.explain, on_text=stream)
+        observe_answer("cli", answer)
         if stream is not None:
             stream.erase()
         if self.conversation:
@@ -341,6 +363,7 @@ def digest(settings: Settings, dry_run: bool, as_json: bool):
     """
     from .digest import Digest
     from .render_story import announcements_text, preview_text
+    from .state import slack_state
 
     if dry_run:
         if not settings.digest.channels:
@@ -351,7 +374,7 @@ def digest(settings: Settings, dry_run: bool, as_json: bool):
             previews = Digest(settings, None, index).preview()
         click.echo(json.dumps([p.to_dict() for p in previews], ensure_ascii=False) if as_json else preview_text(previews))
         return
-    rows = Digest(settings, None).outbox.announcements() if settings.slack_db.exists() else []
+    rows = Digest(settings, None).outbox.announcements() if slack_state(settings).exists() else []
     click.echo(json.dumps(rows, ensure_ascii=False) if as_json else announcements_text(rows))
 
 
@@ -359,23 +382,27 @@ def digest(settings: Settings, dry_run: bool, as_json: bool):
 @click.option("--http", "http_mode", is_flag=True, help="Serve the Events API over HTTP instead of Socket Mode.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind in HTTP mode.")
 @click.option("--port", default=3000, show_default=True, help="Port in HTTP mode.")
+@click.option("--metrics-port", type=int, help="Also serve /metrics, /readyz and /healthz on this port (Socket Mode "
+              "has no other HTTP port; in HTTP mode they are on --port too).")
+@_METRICS_HOST
 @click.pass_obj
 @_errors_as_cli_errors
-def serve(settings: Settings, http_mode: bool, host: str, port: int):
+def serve(settings: Settings, http_mode: bool, host: str, port: int, metrics_port: int | None, metrics_host: str):
     """Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else (or with --http) HTTP mode.
 
-    HTTP mode serves Slack's events, slash commands and interactivity at /slack/events and a health check at
-    /healthz. Tokens come from the environment only: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET (HTTP mode),
-    SLACK_APP_TOKEN (Socket Mode). The model and the index are loaded before the first request is accepted.
+    HTTP mode serves Slack's events, slash commands and interactivity at /slack/events, a health check at /healthz,
+    readiness at /readyz and Prometheus metrics at /metrics. Tokens come from the environment only: SLACK_BOT_TOKEN,
+    SLACK_SIGNING_SECRET (HTTP mode), SLACK_APP_TOKEN (Socket Mode). The model and the index are loaded before the
+    first request is accepted.
     """
-    import logging
     import os
     import signal
 
+    from .logs import configure
     from .service import serving
     from .slack.app import SlackConfigError, create_app, secrets_from_env
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(settings.log_format)
     # Acks are short and wait on sockets; answers hold the interpreter for long stretches. A shorter switch interval
     # (default 5 ms) hands it back to a waiting ack sooner, so a burst is acknowledged in milliseconds.
     sys.setswitchinterval(0.0005)
@@ -385,43 +412,94 @@ def serve(settings: Settings, http_mode: bool, host: str, port: int):
     except SlackConfigError as exc:
         raise click.ClickException(str(exc)) from None
     signal.signal(signal.SIGTERM, _interrupt)
-    with serving(settings, secrets.bot_token) as pipeline:
-        _run_slack(create_app(settings, pipeline, secrets), secrets, http_mode, host, port)
+    with serving(settings, secrets.bot_token) as pipeline, ExitStack() as probes:
+        from .metrics import Readiness
+
+        # Ingest freshness counts where this process runs the schedule (the embedded store's owner).
+        readiness = Readiness(pipeline, "" if settings.server_mode else settings.ingest.schedule, settings.state_db)
+        probes.enter_context(_probes(metrics_host, metrics_port, lambda: readiness))
+        _run_slack(create_app(settings, pipeline, secrets), secrets, http_mode, host, port, readiness)
 
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt  # unwinds the server loop; the schedule then stops between two steps
 
 
-def _run_slack(app, secrets, http_mode: bool, host: str, port: int) -> None:
-    """Serve `app` until interrupted; what is undelivered stays in slack.sqlite for the next start."""
+def _run_slack(app, secrets, http_mode: bool, host: str, port: int, readiness) -> None:
+    """Serve `app` until interrupted; what is undelivered stays in the state database for the next start."""
     from .slack.app import context_of
     from .slack.server import make_http_server, serve_socket_mode
 
     try:
         if http_mode:
-            server = make_http_server(app, host, port)
-            click.echo(f"dealbot: serving Slack at http://{host}:{server.effective_port}/slack/events", err=True)
+            server = make_http_server(app, host, port, readiness=readiness)
+            _say(f"serving Slack at http://{host}:{server.effective_port}/slack/events")
             server.run()
         else:
-            click.echo("dealbot: connecting to Slack in Socket Mode", err=True)
+            _say("connecting to Slack in Socket Mode")
             serve_socket_mode(app, secrets.app_token)
     except KeyboardInterrupt:
-        click.echo("dealbot: stopping", err=True)
+        _say("stopping")
     finally:
         context_of(app).courier.stop()
+
+
+def _say(text: str) -> None:
+    """A line about the server itself (listening, stopping), on stderr through the log, so that it takes the log's
+    format (one JSON object per line with --log-format json)."""
+    import logging
+
+    logging.getLogger("dealbot").info(text)
+
+
+@contextmanager
+def _probes(host: str, port: int | None, readiness):
+    """/metrics, /readyz and /healthz on host:port for as long as the block runs (nothing when port is None)."""
+    if port is None:
+        yield
+        return
+    from .metrics import serve_probes
+
+    server = serve_probes(host, port, readiness())
+    _say(f"metrics at http://{host}:{server.effective_port}/metrics")
+    try:
+        yield
+    finally:
+        server.close()
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Export every record as one JSON array.")
 @click.pass_obj
+@_errors_as_cli_errors
 def feedback(settings: Settings, as_json: bool):
     """List the 👍/👎 feedback given on the bot's answers in Slack, with the question, answer and citations."""
     from .render import feedback_text
     from .slack.store import SlackStore
+    from .state import slack_state
 
-    records = SlackStore(settings.slack_db).feedback() if settings.slack_db.exists() else []
+    records = SlackStore.of(settings).feedback() if slack_state(settings).exists() else []
     click.echo(json.dumps(records, ensure_ascii=False) if as_json else feedback_text(records))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help='One JSON object: {"ok", "checked_at", "checks": [{"name", '
+              '"ok", "detail", "fix"}]} ("ok": null for a check that does not apply).')
+@click.pass_obj
+def doctor(settings, as_json: bool):
+    """Check that this deployment can run: the configuration, the Slack tokens (accepted by slack.api_url) and the
+    signing secret, the state database, Chroma and the collection's model, the index (not empty, how fresh), each
+    source (reachable within the fetch limits), the LLM (one tiny prompt) when configured.
+
+    One line per check, ✓ or ✗ with the fix (– when a check does not apply). Exits 0 only when no check failed.
+    Secrets are never printed.
+    """
+    from .doctor import all_passed, render, report, run_checks
+
+    checks = run_checks(settings)
+    click.echo(json.dumps(report(checks), ensure_ascii=False) if as_json else render(checks))
+    if not all_passed(checks):
+        sys.exit(1)
 
 
 def main():

@@ -8,7 +8,7 @@ channel's cursor starts at the end of the journal when the digest is turned on f
 is announced) or, on a fresh index, after the first run (its first ingest is the back catalogue, not news).
 Articles added by a plain `dealbot ingest` between two scheduled runs are announced after the next scheduled run.
 
-**Exactly once, nothing lost.** An outbox in slack.sqlite holds one row per (channel, doc_id). New entries are
+**Exactly once, nothing lost.** An outbox in the state database (bot/state.py) holds one row per (channel, doc_id). New entries are
 queued as pending in the transaction that advances the cursor. Before posting, the rows to post are claimed under a
 fresh digest id in one transaction; after Slack accepts the message they are marked posted. A post that fails stays
 pending and goes out with the next run's digest. When the outcome of a post is unknown (a timeout, a 5xx, a
@@ -20,21 +20,19 @@ it again. A doubled post therefore needs Slack to accept a message and then not 
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
 import time
 import uuid
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 from ingest import runlog
 from ingest.index import Index
 from ingest.settings import Settings
 
-from . import story
+from . import metrics, story
+from .state import Database, slack_state
 from .story import StoryArticle
 
 log = logging.getLogger("dealbot.digest")
@@ -93,7 +91,7 @@ CREATE TABLE IF NOT EXISTS digest_items (
     message_ts TEXT,
     title TEXT, url TEXT, outlet TEXT, published TEXT,
     PRIMARY KEY (channel, doc_id)
-);
+)
 """
 
 
@@ -102,30 +100,20 @@ def _now() -> str:
 
 
 class Outbox:
-    """The digest's state in slack.sqlite: each channel's cursor into the journal, and one row per article and
-    channel (pending, posted or gone). Every decision is one transaction."""
+    """The digest's state in the state database (slack.sqlite, or state_url's): each channel's cursor into the
+    journal, and one row per article and channel (pending, posted or gone). Every decision is one transaction."""
 
-    def __init__(self, path: Path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        with closing(self._connect()) as conn, conn:
-            conn.executescript(_SCHEMA)
+    def __init__(self, path: Path | Database):
+        self.db = path if isinstance(path, Database) else Database(path, dicts=True)
+        self.path = self.db.path
+        self.db.create(_SCHEMA)
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=10)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.row_factory = sqlite3.Row
-        return conn
-
-    def _transaction(self, work: Callable[[sqlite3.Connection], object]):
-        with self._lock, closing(self._connect()) as conn, conn:
-            conn.execute("BEGIN IMMEDIATE")
+    def _transaction(self, work):
+        with self.db.transaction(exclusive=True) as conn:
             return work(conn)
 
-    def _read(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        with closing(self._connect()) as conn:
-            return conn.execute(sql, args).fetchall()
+    def _read(self, sql: str, args: tuple = ()) -> list[dict]:
+        return self.db.query(sql, args)
 
     def cursors(self) -> dict[str, int | None]:
         return {r["channel"]: r["after_id"] for r in self._read("SELECT channel, after_id FROM digest_cursors")}
@@ -135,11 +123,11 @@ class Outbox:
         configured forgets its cursor and what was still pending for it, so turning it on again starts afresh."""
 
         def work(conn):
-            marks = ",".join("?" * len(channels))
+            marks = ",".join("?" * len(channels)) or "SELECT '' WHERE 1 = 0"  # no channel: forget every one
             conn.execute(f"DELETE FROM digest_cursors WHERE channel NOT IN ({marks})", tuple(channels))
             conn.execute(f"DELETE FROM digest_items WHERE status != 'posted' AND channel NOT IN ({marks})", tuple(channels))
             conn.executemany(
-                "INSERT OR IGNORE INTO digest_cursors (channel, after_id, since) VALUES (?, ?, ?)",
+                "INSERT INTO digest_cursors (channel, after_id, since) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [(c, start_id, _now()) for c in channels],
             )
 
@@ -160,7 +148,7 @@ class Outbox:
                         "INSERT INTO digest_items (channel, doc_id, doc_key, status, queued_at) "
                         "VALUES (?, ?, ?, 'pending', ?) ON CONFLICT (channel, doc_id) DO UPDATE SET "
                         "doc_key = excluded.doc_key, status = 'pending', digest_id = NULL, attempted_at = NULL "
-                        "WHERE status = 'gone'",
+                        "WHERE digest_items.status = 'gone'",
                         [(channel, e.doc_id, e.doc_key, now) for e in entries if e.id > after],
                     )
                 moved = baseline_id if after is None else max(after, end)
@@ -173,7 +161,7 @@ class Outbox:
         self._transaction(lambda conn: conn.execute(
             "UPDATE digest_cursors SET after_id = 0 WHERE after_id > ?", (journal_end,)))
 
-    def pending(self, channel: str) -> list[sqlite3.Row]:
+    def pending(self, channel: str) -> list[dict]:
         return self._read(
             "SELECT doc_id, doc_key, digest_id, attempted_at FROM digest_items WHERE channel = ? AND status = 'pending' "
             "ORDER BY queued_at, doc_id", (channel,)
@@ -228,7 +216,7 @@ class Digest:
         self.settings = settings
         self.poster = poster
         self.channels = settings.digest.channels
-        self.outbox = Outbox(settings.slack_db)
+        self.outbox = Outbox(slack_state(settings, dicts=True))
         self._index = index
 
     @property
@@ -277,10 +265,12 @@ class Digest:
         except DeliveryError as exc:
             if not exc.uncertain:
                 self.outbox.release(channel, digest_id)
+            metrics.DIGEST_POSTS.labels("failed").inc()
             log.warning("digest for %s: posting %d new articles failed (%s); kept for the next run",
                         channel, len(articles), exc)
             return f"{channel}: {len(articles)} new articles not posted ({exc}), kept for the next run"
         self.outbox.posted(channel, digest_id, ts)
+        metrics.DIGEST_POSTS.labels("posted").inc()
         return f"{channel}: {len(articles)} new article{'s' if len(articles) != 1 else ''} posted"
 
     def _confirm_earlier_attempts(self, channel: str) -> None:

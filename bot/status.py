@@ -30,9 +30,11 @@ def read_status(settings: Settings, index: Index | None = None) -> Status:
 
 def _slack_deliveries(settings: Settings) -> tuple[int, int]:
     """Replies the Slack bot still has to deliver (retried while Slack fails), and those it gave up on."""
-    if not settings.slack_db.exists():
+    from .state import slack_state
+
+    if not slack_state(settings).exists():
         return 0, 0
     from .slack.store import SlackStore
 
-    counts = SlackStore(settings.slack_db).delivery_counts()
+    counts = SlackStore.of(settings).delivery_counts()
     return counts["pending"], counts["failed"]

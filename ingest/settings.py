@@ -210,6 +210,9 @@ class Settings:
     slack: SlackSettings = field(default_factory=SlackSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
+    state_url: str = ""  # where shared state lives: empty for the SQLite files in data_dir, or postgresql://...
+    log_format: str = "text"  # "text" or "json" (one object per line)
+    log_questions: bool = False  # put question text in log lines
 
     def source(self, location: str) -> SourceSpec:
         """The configured source at `location` with its options, or a bare one for a location given ad hoc."""
@@ -258,7 +261,18 @@ def load_settings(config: Path | None = None, env: typing.Mapping[str, str] | No
     _check_schedule(settings.ingest.schedule)
     _check_digest(settings.digest)
     load_vocabulary(settings.story)  # a broken story file fails here, at the start, not on the first question
+    _check_operations(settings)
     return settings
+
+
+def _check_operations(settings: Settings) -> None:
+    if settings.state_url and not settings.state_url.startswith(("postgresql://", "postgres://")):
+        raise SettingsError(
+            "setting 'state_url' must be empty (the SQLite files in data_dir) or a postgresql:// URL, "
+            "e.g. postgresql://dealbot@db.example.com/dealbot (the password in PGPASSWORD or ~/.pgpass)"
+        )
+    if settings.log_format not in ("text", "json"):
+        raise SettingsError(f"setting 'log_format' = {settings.log_format!r} must be 'text' or 'json'")
 
 
 def _check_schedule(expression: str) -> None:

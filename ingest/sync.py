@@ -26,7 +26,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from . import runlog
+from . import metrics, runlog
 from .chunking import chunk
 from .dedupe import NearDuplicates, signature
 from .embed import Embedder
@@ -64,6 +64,7 @@ class _Change:
     alternate_outlets: dict[str, str] = field(default_factory=dict)  # location of a copy -> its outlet
 
 
+@metrics.observed
 def run_ingest(
     settings: Settings,
     sources: list[str] | None = None,
@@ -85,6 +86,7 @@ def run_ingest(
         state, fetcher = HttpState(settings.state_db), Fetcher(settings.fetch)
         try:
             report = sync(index, specs, embedder, settings, state, fetcher, progress=progress, stop=stop)
+            metrics.count_passages(index)
         finally:
             state.close()
             fetcher.close()

@@ -213,3 +213,108 @@ def run_on_terminal(args: list[str], env: dict, terminal: str = "stdout", timeou
         proc.wait(timeout=60)
         os.close(master)
     return proc.returncode, reads, other
+
+
+# ---------------------------------------------------------------- shared state: a real PostgreSQL on loopback
+
+PG_USER = "dealbot-pg"  # PostgreSQL refuses to run as root: the server runs as this unprivileged user then
+
+
+class Postgres:
+    """A PostgreSQL server on 127.0.0.1 (pgserver's PostgreSQL 16 binaries, from the test extra)."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+    def database(self, name: str) -> str:
+        """A fresh database `name` (dropped first if it exists); its URL."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+
+def _gid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_gid
+
+
+def _unprivileged_user() -> str | None:
+    """None when not root; else PG_USER, created (a system user without a home) if missing."""
+    import pwd
+
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(PG_USER)
+    except KeyError:
+        made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_USER],
+                              capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.fail(f"cannot create the user {PG_USER} to run PostgreSQL as (it refuses root): {made.stderr}")
+    return PG_USER
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the whole session, on 127.0.0.1 at a free port, trust authentication on loopback
+    only; fsync off (test data). Fails, never skips, with the server's own log when it cannot start."""
+    import tempfile
+
+    import importlib.util
+
+    spec = importlib.util.find_spec("pgserver")  # its binaries only: the package's own server wants a Unix socket
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("pgserver (the test extra) is not installed: run scripts/setup --test")
+    POSTGRES_BIN_PATH = Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+    user = _unprivileged_user()
+    home = Path(tempfile.mkdtemp(prefix="dealbot-pg-"))
+    data, log = home / "data", home / "server.log"
+    if user:
+        shutil.chown(home, user)
+    as_user = {"user": user, "group": _gid(user), "extra_groups": []} if user else {}
+    init = subprocess.run([str(POSTGRES_BIN_PATH / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                           "--encoding=UTF8", "--no-sync"], capture_output=True, text=True, cwd=home, **as_user)
+    if init.returncode != 0:
+        pytest.fail(f"initdb failed: {init.stderr[-2000:]}")
+    port = free_port()
+    with open(log, "w") as out:
+        if user:
+            shutil.chown(log, user)
+        server = subprocess.Popen(
+            [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(home),
+             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=home, **as_user)
+    pg = Postgres(port)
+    try:
+        _wait_for_postgres(pg, server, log)
+        yield pg
+    finally:
+        from bot.state import close_pools
+
+        close_pools()
+        server.send_signal(2)  # SIGINT: PostgreSQL's fast shutdown
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _wait_for_postgres(pg: Postgres, server: subprocess.Popen, log: Path) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            psycopg.connect(pg.url, connect_timeout=2).close()
+            return
+        except psycopg.OperationalError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"PostgreSQL did not start on 127.0.0.1:{pg.port}: {log.read_text()[-2000:]}")
+            time.sleep(0.1)

@@ -9,6 +9,8 @@ import re
 import threading
 import time
 
+from .. import metrics
+from ..logs import question_fields
 from ..question import prepare
 from .blocks import BlockLimits, answer_message, notice, partial_message
 from .delivery import Courier, Job
@@ -62,17 +64,27 @@ def enabled_in(ctx, channel: str | None, in_dm: bool) -> bool:
 
 
 def compose_message(ctx, question: str, channel: str | None, user: str | None, history=(), note="", share=False,
-                    on_text=None) -> dict:
-    """The message for an answer (recorded for feedback), or a plain account of what went wrong."""
+                    on_text=None, surface: str = "mention", key: str = "") -> dict:
+    """The message for an answer (recorded for feedback), or a plain account of what went wrong; counted and logged
+    (bot/metrics.py, bot/logs.py) as a question of `surface`."""
+    started = time.perf_counter()
+    fields = {"delivery": key, "channel": channel, "surface": surface, **question_fields(ctx.settings, question)}
     try:
         answer = ctx.pipeline.ask(question, history=history, on_text=on_text)
         answer_id = ctx.store.record_answer(answer, channel, user)
         if answer.model_failed:
             note = " ".join(filter(None, [note, f"Offline answer: {answer.fallback_reason}."]))
-        return answer_message(answer, answer_id, note, share=share and answer.answered, limits=ctx.limits)
+        message = answer_message(answer, answer_id, note, share=share and answer.answered, limits=ctx.limits)
     except Exception as exc:  # the user must hear about any failure; the log gets the details
-        log.exception("answering %r failed", question)
+        metrics.observe_failure(surface)
+        log.exception("answering failed", extra={**fields, "outcome": "failed", "error": type(exc).__name__})
         return notice(FAILED.format(reason=type(exc).__name__))
+    seconds = time.perf_counter() - started
+    metrics.observe_answer(surface, answer, seconds)
+    log.info("answered", extra={**fields, "outcome": metrics.outcome_of(answer), "composer": answer.composer,
+                                "latency_ms": round(seconds * 1000, 1),
+                                "fallback": metrics.fallback_class(answer.fallback_reason) if answer.fallback_reason else None})
+    return message
 
 
 class StreamingUpdates:
@@ -111,12 +123,21 @@ def composer(ctx):
         if job.placeholder_ts and ctx.pipeline.llm is not None:
             stream = StreamingUpdates(courier, job.channel, job.placeholder_ts,
                                       ctx.settings.slack.stream_interval_seconds, ctx.limits)
-        message = compose_message(ctx, job.question, job.channel, job.user, history, job.note, job.share, stream)
+        message = compose_message(ctx, job.question, job.channel, job.user, history, job.note, job.share, stream,
+                                  surface=_surface(job), key=delivery.key)
         if stream is not None:
             stream.pace()
         return message
 
     return compose
+
+
+def _surface(job: Job) -> str:
+    """Where a question was asked, for the metrics: a slash command (answered through its response URL), a DM (its
+    channel id starts with D) or a mention."""
+    if job.kind == "respond":
+        return "slash"
+    return "dm" if (job.channel or "").startswith("D") else "mention"
 
 
 def answer_in_thread(ctx, key: str, channel: str, thread_ts: str | None, question_ts: str, question: str, user: str,

@@ -23,13 +23,13 @@ from urllib.error import URLError
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
 from ingest.settings import Settings
 
 from ..pipeline import Pipeline
 from .blocks import BlockLimits
 from .delivery import Courier
+from .metering import CountedConnectionErrorRetryHandler, MeteredWebClient
 from .store import SlackStore
 
 log = logging.getLogger("dealbot.slack")
@@ -92,11 +92,11 @@ def _logged(work, *args) -> None:
 def web_client(token: str | None, settings: Settings) -> WebClient:
     """The Web API client: each call bounded by `slack.api_timeout_seconds`. Only a connection that could not be
     made is retried here (nothing was sent); anything else that fails is the courier's to retry."""
-    return WebClient(
+    return MeteredWebClient(
         token=token,
         base_url=settings.slack.api_url,
         timeout=settings.slack.api_timeout_seconds,  # type: ignore[arg-type]  # urllib takes any number
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1, error_types=[URLError])],
+        retry_handlers=[CountedConnectionErrorRetryHandler(max_retry_count=1, error_types=[URLError])],
     )
 
 
@@ -116,7 +116,7 @@ def create_app(settings: Settings, pipeline: Pipeline, secrets: SlackSecrets) ->
         listener_executor=pool,
         logger=log,
     )
-    store = SlackStore(settings.slack_db)
+    store = SlackStore.of(settings)
     ctx = BotContext(pipeline, store, settings, limits=BlockLimits.of(settings.slack),
                      signing_secret=secrets.signing_secret, pool=pool)
     ctx.courier = Courier(store, web_client(secrets.bot_token, settings), settings.slack, composer(ctx), pool)

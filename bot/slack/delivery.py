@@ -31,6 +31,7 @@ from slack_sdk.webhook import WebhookClient
 
 from ingest.settings import SlackSettings
 
+from .. import metrics
 from .blocks import WORKING, notice
 from .store import Delivery, SlackStore, new_owner
 
@@ -410,6 +411,7 @@ class Courier:
         if end - time.time() > 0.1:
             wait = min(wait, end - time.time() - 0.05)
         self.store.postpone(self._with(delivery, job), self.owner, wait, outcome.error)
+        metrics.SLACK_DELIVERY_RETRIES.inc()
         self._wake.set()
 
     def _save(self, delivery: Delivery, job: Job) -> None:

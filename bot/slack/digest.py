@@ -11,15 +11,14 @@ from __future__ import annotations
 import os
 from typing import Mapping, Sequence
 
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from ingest.settings import Settings
 
 from ..digest import DeliveryError
 from ..story import StoryArticle
 from .articles import article_text, context, plain_title, section
+from .metering import CountedRateLimitErrorRetryHandler, MeteredWebClient
 
 EVENT_TYPE = "dealbot_digest"  # the Slack message metadata type of a digest; its payload carries the digest id
 HISTORY_PAGES = 5  # pages of 200 messages searched for an earlier digest
@@ -50,11 +49,11 @@ class SlackDigestPoster:
     """Posts digests to Slack channels (bot.digest.Poster)."""
 
     def __init__(self, token: str, settings: Settings):
-        self.client = WebClient(
+        self.client = MeteredWebClient(
             token=token,
             base_url=settings.slack.api_url,
             timeout=30,
-            retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
+            retry_handlers=[CountedRateLimitErrorRetryHandler(max_retry_count=2)],
         )
 
     def post(self, channel: str, digest_id: str, articles: Sequence[StoryArticle], max_items: int) -> str:

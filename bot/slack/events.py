@@ -6,10 +6,14 @@ waits for a busy worker or for Slack's Web API to be acknowledged.
 
 from __future__ import annotations
 
+import logging
+
 from slack_bolt import App
 
 from .answering import answer_in_thread, clean_question, enabled_in, post
 from .blocks import USAGE, notice
+
+log = logging.getLogger("dealbot.slack")
 
 # Message subtypes that are not a person asking something new: edits, deletions, joins, bot posts...
 _NEW_HUMAN_MESSAGE = {None, "file_share", "thread_broadcast"}
@@ -17,18 +21,18 @@ _NEW_HUMAN_MESSAGE = {None, "file_share", "thread_broadcast"}
 
 def register(app: App, ctx) -> None:
     @app.event("app_mention")
-    def on_mention(ack, event):
+    def on_mention(ack, event, body):
         ack()
-        ctx.later(_handle, ctx, event, False)
+        ctx.later(_handle, ctx, event, False, body.get("event_id"))
 
     @app.event("message")
-    def on_message(ack, event):
+    def on_message(ack, event, body):
         ack()
         if event.get("channel_type") == "im":
-            ctx.later(_handle, ctx, event, True)
+            ctx.later(_handle, ctx, event, True, body.get("event_id"))
 
 
-def _handle(ctx, event: dict, in_dm: bool) -> None:
+def _handle(ctx, event: dict, in_dm: bool, event_id=None) -> None:
     if event.get("bot_id") or event.get("subtype") not in _NEW_HUMAN_MESSAGE:
         return
     channel, ts, user, thread = (event.get(k) for k in ("channel", "ts", "user", "thread_ts"))
@@ -47,4 +51,6 @@ def _handle(ctx, event: dict, in_dm: bool) -> None:
     if not question:
         post(ctx, key, channel, notice(USAGE), thread_ts, taken=key)
         return
-    answer_in_thread(ctx, key, channel, thread_ts, ts, question, user, note, history=bool(thread))
+    taken = answer_in_thread(ctx, key, channel, thread_ts, ts, question, user, note, history=bool(thread))
+    log.info("question taken" if taken else "question already taken: not answered again",
+             extra={"event_id": str(event_id), "delivery": key, "channel": channel, "surface": "dm" if in_dm else "mention"})

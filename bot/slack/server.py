@@ -23,6 +23,7 @@ from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from ..metrics import Readiness, probe
 from .app import context_of
 
 log = logging.getLogger("dealbot.slack")
@@ -93,17 +94,19 @@ def _check_form(body: bytes, content_type: str) -> None:
         raise Refused("400 Bad Request", f"a signed body that does not parse ({type(exc).__name__})") from None
 
 
-def wsgi_app(app: App):
-    """The WSGI application: Slack's requests at /slack/events, a health check at /healthz, 404 elsewhere."""
+def wsgi_app(app: App, readiness: Readiness | None = None):
+    """The WSGI application: Slack's requests at /slack/events, a health check at /healthz, readiness at /readyz,
+    Prometheus metrics at /metrics (bot/metrics.py), 404 elsewhere."""
     slack = SlackRequestHandler(app, path=EVENTS_PATH)
     ctx = context_of(app)
+    readiness = readiness or Readiness(ctx.pipeline)
     check = RequestCheck(ctx.signing_secret, ctx.settings.slack.max_request_bytes) if ctx.signing_secret else None
 
     def application(environ, start_response):
         path = environ.get("PATH_INFO", "")
-        if path == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"ok\n"]
+        if path != EVENTS_PATH and (answer := probe(path, environ.get("REQUEST_METHOD", ""), readiness)):
+            start_response(answer[0], [("Content-Type", answer[1])])
+            return [answer[2]]
         if path != EVENTS_PATH:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found\n"]
@@ -120,12 +123,12 @@ def wsgi_app(app: App):
     return application
 
 
-def make_http_server(app: App, host: str, port: int, threads: int = 8):
+def make_http_server(app: App, host: str, port: int, threads: int = 8, readiness: Readiness | None = None):
     """A waitress server bound to host:port (not yet serving): call .run(), and .close() to stop."""
     from waitress.server import create_server
 
     limit = context_of(app).settings.slack.max_request_bytes
-    return create_server(wsgi_app(app), host=host, port=port, threads=threads, ident="dealbot",
+    return create_server(wsgi_app(app, readiness), host=host, port=port, threads=threads, ident="dealbot",
                          max_request_body_size=limit + 1)
 
 
