@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
+from ingest.report import LoggedRun
 from ingest.settings import Settings, SettingsError
 
 from .logs import mask, secrets_in_env
@@ -193,18 +194,18 @@ def _index(settings: Settings) -> Iterator[Check]:
             access.release()
 
 
-def _index_content(passages: int, last: dict | None, schedule: str) -> Check:
+def _index_content(passages: int, last: LoggedRun | None, schedule: str) -> Check:
     if not passages:
         return failed("index", "empty", "run `dealbot ingest` (or set ingest.schedule and start `dealbot serve`)")
     if not last:
         return passed("index", f"{passages} passages; no ingest run recorded in this data directory")
-    age = _age(last.get("finished", ""))
-    detail = f"{passages} passages; last ingest {last.get('finished')} ({age})"
+    age = _age(last.finished)
+    detail = f"{passages} passages; last ingest {last.finished} ({age})"
     if schedule:
         from .metrics import schedule_interval
 
         limit = 3 * schedule_interval(schedule, time.time())
-        seconds = _seconds_since(last.get("finished", ""))
+        seconds = _seconds_since(last.finished)
         if seconds is not None and seconds > limit:
             return failed("index", detail + f", more than three schedule intervals ({int(limit)} s)",
                           "check the ingest schedule's log: is it running, are its runs failing?")

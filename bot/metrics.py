@@ -141,11 +141,11 @@ def seed_last_success(state_db: Path) -> None:
     from ingest import runlog
 
     last = runlog.last_run(state_db)
-    if not last or (last.get("per_source") and all(s.get("error") for s in last["per_source"].values())):
+    if last is None or last.report.all_sources_failed:
         return
     try:
-        finished = datetime.fromisoformat(last["finished"]).timestamp()
-    except (KeyError, TypeError, ValueError):
+        finished = datetime.fromisoformat(last.finished).timestamp()
+    except (TypeError, ValueError):
         return
     ingest_metrics.record_success(finished)
 

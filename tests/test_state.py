@@ -14,7 +14,7 @@ import pytest
 from bot.digest import Outbox
 from bot.slack.store import SlackStore
 from bot.state import Database, StateError, redact
-from bot.types import Answer
+from bot.types import Answer, Citation
 from ingest.runlog import AddedDocument
 
 
@@ -61,18 +61,20 @@ def test_a_delivery_is_leased_to_one_claimant(db_factory):
 
 def test_answers_and_feedback_round_trip(db_factory):
     store = SlackStore(db_factory())
-    answer = Answer("When was it signed?", True)
-    first = store.record_answer(answer, "C1", "U1", {"question": "When was it signed?", "citations": []})
-    second = store.record_answer(answer, "C2", "U2", {"question": "again", "citations": [{"title": "T"}]})
+    cited = Citation(1, "doc1", "T", "s", ("It was signed.",), "https://example.com/t", "O", "2025-06-27")
+    first = store.record_answer(Answer("When was it signed?", True), "C1", "U1")
+    second = store.record_answer(Answer("again", True, citations=(cited,)), "C2", "U2")
     assert second > first
-    assert store.answer_payload(second)["question"] == "again" and store.answer_payload(999999) is None
+    assert store.answer(second).question == "again" and store.answer(second).citations == (cited,)
+    assert store.answer(999999) is None
     store.record_feedback(second, "U9", "C2", "up")
     store.record_feedback(first, "U8", "C1", "down")
     assert store.votes_since(0) == {"up": 1, "down": 1}
     records = store.feedback()
     assert [(r["vote"], r["user"], r["channel"], r["question"]) for r in records] == [
-        ("up", "U9", "C2", "When was it signed?"), ("down", "U8", "C1", "When was it signed?")]
-    assert records[0]["citations"] == [{"title": "T"}] and records[0]["at"].endswith("Z")
+        ("up", "U9", "C2", "again"), ("down", "U8", "C1", "When was it signed?")]
+    assert [c["title"] for c in records[0]["citations"]] == ["T"] and records[1]["citations"] == []
+    assert records[0]["at"].endswith("Z")
 
 
 def test_the_digest_outbox_on_either_database(db_factory):
