@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # after any code tree put first (bench/scale.py builds with another checkout)
 
 from bot.pipeline import Pipeline  # noqa: E402
 from ingest.chunking import chunk  # noqa: E402

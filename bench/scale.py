@@ -59,8 +59,9 @@ STORE_FIGURES = ("build_s", "add_one_s", "source_rerun_s", "full_rerun_s", "disk
 
 # ------------------------------------------------------------------------------------------------ the seed corpus
 
-def prepare_seed(path: Path) -> None:
-    """The real articles, read, cut and embedded by the model once: what every copy is made from."""
+def prepare_seed(path: Path, articles: int = 16, per_article: int = 6) -> None:
+    """The real articles' text, embedded by the model once: what every copy is made from. The fixture articles
+    are short, so each seed article joins the bodies of several of them (a news article's usual dozen passages)."""
     from ingest.chunking import chunk
     from ingest.embed import Embedder
     from ingest.settings import load_settings
@@ -68,17 +69,25 @@ def prepare_seed(path: Path) -> None:
 
     settings = load_settings(env={"DEALBOT_DATA_DIR": str(path.parent / "seed-data")})
     embedder = Embedder(settings.embedding.batch_size)
+    real = [_split_front_matter(f.read_text(encoding="utf-8")) for folder in REAL_ARTICLES for f, _ in list_files(str(folder))]
+    folder, rng = path.parent / "seed-articles", random.Random(1)
+    folder.mkdir(parents=True, exist_ok=True)
     seeds = []
-    for folder in REAL_ARTICLES:
-        for file, rel in list_files(str(folder)):
-            article = parse(read_raw(str(folder), file, rel))
-            passages = chunk(article, embedder.count_tokens, settings.chunking.max_tokens, settings.chunking.overlap_sentences)
-            vectors, svecs = embedder.encode_passages([p.embed_text for p in passages], [p.embed_spans for p in passages])
-            seeds.append({"file": file.read_text(encoding="utf-8"), "name": file.name, "article": article,
-                          "passages": passages, "vectors": vectors, "svecs": svecs})
+    for a in range(articles):
+        parts = rng.sample(real, min(per_article, len(real)))
+        front = parts[0][0]
+        head = "".join(f"{k}: {json.dumps(front.get(k, ''))}\n" for k in ("title", "outlet", "published"))
+        text = f"---\n{head}---\n" + "\n\n".join(body.strip() for _, body in parts) + "\n"
+        file = folder / f"seed-{a:02d}.md"
+        file.write_text(text, encoding="utf-8")
+        article = parse(read_raw(str(folder), file, file.name))
+        passages = chunk(article, embedder.count_tokens, settings.chunking.max_tokens, settings.chunking.overlap_sentences)
+        vectors, svecs = embedder.encode_passages([p.embed_text for p in passages], [p.embed_spans for p in passages])
+        seeds.append({"file": text, "name": file.name, "article": article, "passages": passages,
+                      "vectors": vectors, "svecs": svecs})
     path.write_bytes(pickle.dumps(seeds))
-    print(f"seed: {len(seeds)} real articles, {sum(len(s['passages']) for s in seeds)} passages, embedded once",
-          flush=True)
+    print(f"seed: {len(seeds)} articles from {len(real)} real ones, {sum(len(s['passages']) for s in seeds)} passages, "
+          "embedded once", flush=True)
 
 
 # ------------------------------------------------------------------------------------- building one index (child)
@@ -160,7 +169,9 @@ def build(data: Path, seed_path: Path, passages: int) -> None:
         if sum(len(b[0]) for b in batch) >= 2000:
             flush()
     flush()
-    print(json.dumps({"documents": i - skipped, "passages": stored, "skipped": skipped,
+    import ingest.index
+
+    print(json.dumps({"code": ingest.index.__file__, "documents": i - skipped, "passages": stored, "skipped": skipped,
                       "vocabulary": vocabulary.size(), "seconds": round(time.perf_counter() - started, 1)}))
 
 
@@ -197,6 +208,7 @@ def store_figures(code: Path, work: Path, seed: Path, passages: int) -> dict:
     """The ingest and disk figures for one size, with the code in `code`."""
     done, build_s = _run(code, [str(ROOT / "bench" / "scale.py"), "build", str(work), str(seed), str(passages)], {})
     built = json.loads(done.stdout.splitlines()[-1])
+    assert Path(built["code"]).is_relative_to(code), f"built with {built['code']}, not the code in {code}"
     corpus = work / "corpus"
     small = str((corpus / "small").resolve())
     env = {"DEALBOT_DATA_DIR": str(work / "data"),
@@ -222,7 +234,7 @@ def _new_article() -> str:
     vocabulary, rng = Vocabulary(seed=99, theta=500.0), random.Random(99)
     sentences = [" ".join(vocabulary.word(rng.randint(4, 9)) for _ in range(rng.randint(12, 20))).capitalize() + "."
                  for _ in range(60)]
-    return ("---\ntitle: Benchmark fixture: a new article\noutlet: Fixture Wire\npublished: 2025-12-30\n---\n"
+    return ('---\ntitle: "Benchmark fixture, a new article"\noutlet: Fixture Wire\npublished: 2025-12-30\n---\n'
             + " ".join(sentences) + "\n")
 
 
@@ -261,7 +273,8 @@ def main() -> None:
                 figures.update(query_figures(code, work, figures.pop("env"), n))
                 results[(label, n)] = figures
                 print(f"{label:>8} {n:>7} passages: " + " ".join(f"{k}={_fmt(v)}" for k, v in figures.items()), flush=True)
-                shutil.rmtree(work, ignore_errors=True)
+                if args.keep is None:
+                    shutil.rmtree(work, ignore_errors=True)
     finally:
         if args.keep is None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -54,16 +54,19 @@ def _band_ranges() -> list[tuple[int, int]]:
 _BANDS: list[tuple[int, int]] = []
 
 
-def bands(encoded: str) -> list[str]:
-    """The signature's LSH bucket keys, one per band ("<band>:<hash of its values>"): two texts that share a key
-    are candidates, compared then by their signatures. Stored beside each document, so a new document's
-    candidates are found by looking its keys up (a persisted, incrementally updated LSH), not by rebuilding one."""
+def bands(encoded: str) -> list[int]:
+    """The signature's LSH bucket keys, one per band (a 64-bit hash of the band's number and values): two texts
+    that share a key are candidates, compared then by their signatures. Stored beside each document, so a new
+    document's candidates are found by looking its keys up (a persisted, incrementally updated LSH)."""
     if not encoded:
         return []
     if not _BANDS:
         _BANDS.extend(_band_ranges())
     values = _values(encoded)
-    return [f"{i}:{hashlib.sha1(values[lo:hi].tobytes()).hexdigest()[:16]}" for i, (lo, hi) in enumerate(_BANDS)]
+    return [
+        int.from_bytes(hashlib.sha1(bytes([i]) + values[lo:hi].tobytes()).digest()[:8], "big", signed=True)
+        for i, (lo, hi) in enumerate(_BANDS)
+    ]
 
 
 def _values(encoded: str) -> np.ndarray:
@@ -82,7 +85,7 @@ class NearDuplicates:
 
     def __init__(self, lookup=lambda buckets: []):
         self._lookup = lookup
-        self._buckets: dict[str, list[str]] = {}
+        self._buckets: dict[int, list[str]] = {}
         self._sigs: dict[str, str] = {}
 
     def add(self, key: str, encoded: str) -> None:

@@ -36,6 +36,7 @@ log = logging.getLogger("dealbot.index")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY,
     store TEXT NOT NULL,
     doc_key TEXT NOT NULL,
     version TEXT NOT NULL,
@@ -49,26 +50,22 @@ CREATE TABLE IF NOT EXISTS documents (
     written INTEGER NOT NULL,
     alternates TEXT NOT NULL,
     minhash TEXT NOT NULL,
-    PRIMARY KEY (store, doc_key, version)
+    UNIQUE (store, doc_key, version)
 );
 CREATE INDEX IF NOT EXISTS documents_by_source ON documents (store, source);
 CREATE INDEX IF NOT EXISTS documents_by_text ON documents (store, text_hash);
 CREATE TABLE IF NOT EXISTS document_alternates (
-    store TEXT NOT NULL,
     location TEXT NOT NULL,
-    doc_key TEXT NOT NULL,
-    version TEXT NOT NULL
+    doc INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS document_alternates_by_location ON document_alternates (store, location);
-CREATE INDEX IF NOT EXISTS document_alternates_by_doc ON document_alternates (store, doc_key, version);
+CREATE INDEX IF NOT EXISTS document_alternates_by_location ON document_alternates (location);
+CREATE INDEX IF NOT EXISTS document_alternates_by_doc ON document_alternates (doc);
 CREATE TABLE IF NOT EXISTS document_bands (
-    store TEXT NOT NULL,
-    bucket TEXT NOT NULL,
-    doc_key TEXT NOT NULL,
-    version TEXT NOT NULL
+    bucket INTEGER NOT NULL,
+    doc INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS document_bands_by_bucket ON document_bands (store, bucket);
-CREATE INDEX IF NOT EXISTS document_bands_by_doc ON document_bands (store, doc_key, version);
+CREATE INDEX IF NOT EXISTS document_bands_by_bucket ON document_bands (bucket);
+CREATE INDEX IF NOT EXISTS document_bands_by_doc ON document_bands (doc);
 CREATE TABLE IF NOT EXISTS document_stores (
     store TEXT PRIMARY KEY,
     built TEXT NOT NULL
@@ -145,8 +142,10 @@ class SqliteDocuments:
 
     def rebuild(self, states: Sequence[DocState]) -> None:
         with self.conn:
-            for table in ("documents", "document_alternates", "document_bands"):
-                self.conn.execute(f"DELETE FROM {table} WHERE store = ?", (self.store,))
+            mine = "SELECT id FROM documents WHERE store = ?"
+            for table in ("document_alternates", "document_bands"):
+                self.conn.execute(f"DELETE FROM {table} WHERE doc IN ({mine})", (self.store,))
+            self.conn.execute("DELETE FROM documents WHERE store = ?", (self.store,))
             self._put(states)
             built = datetime.now(timezone.utc).isoformat(timespec="seconds")
             self.conn.execute("INSERT OR REPLACE INTO document_stores (store, built) VALUES (?, ?)", (self.store, built))
@@ -169,21 +168,17 @@ class SqliteDocuments:
             out += self._select(f"AND complete = 1 AND text_hash IN ({','.join('?' * len(chunk))})", chunk)
         return out
 
-    def near(self, buckets: Sequence[str]) -> list[DocState]:
+    def near(self, buckets: Sequence[int]) -> list[DocState]:
         if not buckets:
             return []
         marks = ",".join("?" * len(buckets))
-        return self._select(
-            "AND complete = 1 AND (doc_key, version) IN "
-            f"(SELECT doc_key, version FROM document_bands WHERE store = ? AND bucket IN ({marks}))",
-            (self.store, *buckets),
-        )
+        return self._select(f"AND complete = 1 AND id IN (SELECT doc FROM document_bands WHERE bucket IN ({marks}))", buckets)
 
     def is_alternate(self, location: str) -> bool:
         return self.conn.execute(
-            "SELECT 1 FROM document_alternates a JOIN documents d USING (store, doc_key, version) "
-            "WHERE a.store = ? AND a.location = ? AND d.complete = 1 LIMIT 1",
-            (self.store, location),
+            "SELECT 1 FROM document_alternates a JOIN documents d ON d.id = a.doc "
+            "WHERE a.location = ? AND d.store = ? AND d.complete = 1 LIMIT 1",
+            (location, self.store),
         ).fetchone() is not None
 
     def put(self, states: Sequence[DocState]) -> None:
@@ -194,25 +189,28 @@ class SqliteDocuments:
         for st in states:
             self._forget(st.key, st.version)
             values = _fields(st)
-            self.conn.execute(
+            doc = self.conn.execute(
                 f"INSERT INTO documents (store, {_COLUMNS}) VALUES (?, {','.join('?' * 12)})",
                 (self.store, *values.values()),
-            )
-            self._index(st)
+            ).lastrowid
+            self._index(doc, st.alternates, bands(st.minhash))
 
-    def _index(self, st: DocState) -> None:
-        self.conn.executemany(
-            "INSERT INTO document_alternates (store, location, doc_key, version) VALUES (?, ?, ?, ?)",
-            [(self.store, alt, st.key, st.version) for alt in st.alternates],
-        )
-        self.conn.executemany(
-            "INSERT INTO document_bands (store, bucket, doc_key, version) VALUES (?, ?, ?, ?)",
-            [(self.store, b, st.key, st.version) for b in bands(st.minhash)],
-        )
+    def _index(self, doc: int, alternates: Sequence[str], buckets: Sequence[int]) -> None:
+        self.conn.executemany("INSERT INTO document_alternates (location, doc) VALUES (?, ?)", [(a, doc) for a in alternates])
+        self.conn.executemany("INSERT INTO document_bands (bucket, doc) VALUES (?, ?)", [(b, doc) for b in buckets])
+
+    def _id(self, key: str, version: str) -> int | None:
+        row = self.conn.execute(
+            "SELECT id FROM documents WHERE store = ? AND doc_key = ? AND version = ?", (self.store, key, version)
+        ).fetchone()
+        return row[0] if row else None
 
     def _forget(self, key: str, version: str) -> None:
-        for table in ("documents", "document_alternates", "document_bands"):
-            self.conn.execute(f"DELETE FROM {table} WHERE store = ? AND doc_key = ? AND version = ?", (self.store, key, version))
+        doc = self._id(key, version)
+        if doc is not None:
+            for table in ("document_alternates", "document_bands"):
+                self.conn.execute(f"DELETE FROM {table} WHERE doc = ?", (doc,))
+            self.conn.execute("DELETE FROM documents WHERE id = ?", (doc,))
 
     def mark(self, key: str, version: str, complete: bool) -> None:
         with self.conn:
@@ -223,18 +221,12 @@ class SqliteDocuments:
 
     def set_alternates(self, state: DocState, alternates: Sequence[str]) -> None:
         with self.conn:
-            self.conn.execute(
-                "UPDATE documents SET alternates = ? WHERE store = ? AND doc_key = ? AND version = ?",
-                (json.dumps(sorted(alternates)), self.store, state.key, state.version),
-            )
-            self.conn.execute(
-                "DELETE FROM document_alternates WHERE store = ? AND doc_key = ? AND version = ?",
-                (self.store, state.key, state.version),
-            )
-            self.conn.executemany(
-                "INSERT INTO document_alternates (store, location, doc_key, version) VALUES (?, ?, ?, ?)",
-                [(self.store, alt, state.key, state.version) for alt in sorted(alternates)],
-            )
+            doc = self._id(state.key, state.version)
+            if doc is None:
+                return
+            self.conn.execute("UPDATE documents SET alternates = ? WHERE id = ?", (json.dumps(sorted(alternates)), doc))
+            self.conn.execute("DELETE FROM document_alternates WHERE doc = ?", (doc,))
+            self._index(doc, sorted(alternates), ())
 
     def remove(self, key: str, version: str) -> None:
         with self.conn:
@@ -303,7 +295,7 @@ class ChromaDocuments:
             for st in self._get({"$and": [{"kind": "doc"}, {"complete": True}, {"text_hash": {"$in": hashes[lo : lo + 500]}}]})
         ]
 
-    def near(self, buckets: Sequence[str]) -> list[DocState]:
+    def near(self, buckets: Sequence[int]) -> list[DocState]:
         if not buckets:
             return []
         same = [{f"band_{i}": b} for i, b in enumerate(buckets)]

@@ -479,7 +479,7 @@ class Index:
         """The complete stored versions whose text is one of these (word for word duplicates)."""
         return self.documents.by_text(text_hashes) if text_hashes else []
 
-    def documents_near(self, buckets: Sequence[str]) -> list[DocState]:
+    def documents_near(self, buckets: Sequence[int]) -> list[DocState]:
         """The complete stored versions sharing an LSH bucket with a signature (near-duplicate candidates)."""
         return self.documents.near(buckets)
 

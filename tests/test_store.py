@@ -107,7 +107,7 @@ def test_near_duplicates_are_found_through_the_persisted_lsh(tmp_path, embedder)
     report = run_ingest(settings, [str(folder)], embedder=embedder)
     assert (report.removed, report.added, report.duplicates) == (1, 1, 0)
     with sqlite3.connect(settings.state_db) as conn:
-        assert conn.execute("SELECT COUNT(DISTINCT doc_key) FROM document_bands").fetchone()[0] == 1
+        assert conn.execute("SELECT COUNT(DISTINCT doc) FROM document_bands").fetchone()[0] == 1
 
 
 def test_a_lost_state_sqlite_is_rebuilt_from_the_index_without_embedding(tmp_path, embedder, caplog):

@@ -142,7 +142,7 @@ def test_one_malformed_passage_is_skipped_and_the_bot_still_answers(index_dir, e
         index = Index(index_dir, embedder.name, embedder.dimensions)
         # The ingest reads its own document state, never rows another program wrote into the collection.
         assert {s.doc_id for s in index.doc_states()} == {"the-hill-2025-06-27.md"}
-        if name in BAD_VECTORS:
+        if name in BAD_VECTORS and name != "vectors-count-mismatch":  # the count is checked against the row's
             assert pid not in index.sentence_vectors([pid])
     finally:
         collection.delete(ids=[pid])
