@@ -33,6 +33,7 @@ import os
 import pickle
 import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -184,20 +185,29 @@ def _perturbed(vectors, rng):
 
 # ---------------------------------------------------------------------------------------------------- measuring
 
+CPU: dict[str, float] = {}  # CPU seconds (user + system) of the last child run: steadier than wall time on a busy machine
+
+
 def _run(code: Path, args: list[str], env: dict, timeout: float = 3600) -> tuple[subprocess.CompletedProcess, float]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DEALBOT_") and "proxy" not in k.lower()}
     environ.update(env, PYTHONPATH=str(code), DEALBOT_SCALE_CODE=str(code))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, *args], env=environ, cwd=code, capture_output=True, text=True, timeout=timeout)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["last"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args[:3])} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return done, seconds
 
 
 def _dealbot(code: Path, env: dict, *args: str) -> tuple[dict, float]:
+    """The run's report (its "seconds": the sync itself, without start-up) and the whole process's wall time."""
     done, seconds = _run(code, ["-c", "from bot.cli import main; main()", *args], env)
-    return json.loads(done.stdout.splitlines()[-1]), seconds
+    report = json.loads(done.stdout.splitlines()[-1])
+    report["cpu_s"] = CPU["last"]
+    return report, seconds
 
 
 def _du_kb(path: Path) -> float:
@@ -215,8 +225,8 @@ def store_figures(code: Path, work: Path, seed: Path, passages: int) -> dict:
            "DEALBOT_SOURCES": ",".join(str(p.resolve()) for p in sorted(corpus.iterdir()))}
     disk = _du_kb(work / "data") / built["passages"]
     full, full_s = _dealbot(code, env, "ingest", "--json")
-    _, source_s = _dealbot(code, env, "ingest", "--json", "--source", small)
-    _, source_s2 = _dealbot(code, env, "ingest", "--json", "--source", small)
+    source, source_s = _dealbot(code, env, "ingest", "--json", "--source", small)
+    source2, source_s2 = _dealbot(code, env, "ingest", "--json", "--source", small)
     new = corpus / "small" / "zz-new-article.md"
     new.write_text(_new_article(), encoding="utf-8")
     added, add_s = _dealbot(code, env, "ingest", "--json", "--source", small)
@@ -224,7 +234,12 @@ def store_figures(code: Path, work: Path, seed: Path, passages: int) -> dict:
     assert added["added"] == 1, added
     return {"passages": built["passages"], "documents": built["documents"], "vocabulary": built["vocabulary"],
             "build_s": build_s, "add_one_s": add_s, "source_rerun_s": min(source_s, source_s2),
-            "full_rerun_s": full_s, "disk_kb_per_passage": disk, "env": env}
+            "full_rerun_s": full_s, "disk_kb_per_passage": disk,
+            # Where the time goes: CPU seconds of each whole process, and the sync alone (no start-up, no model).
+            "add_one_cpu_s": added["cpu_s"], "source_rerun_cpu_s": min(source["cpu_s"], source2["cpu_s"]),
+            "full_rerun_cpu_s": full["cpu_s"], "add_one_sync_s": added["seconds"],
+            "source_rerun_sync_s": min(source["seconds"], source2["seconds"]), "full_rerun_sync_s": full["seconds"],
+            "env": env}
 
 
 def _new_article() -> str:
