@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # after any code tree put first (bench/scale.py builds with another checkout)
 
 from bot.dates import MONTHS  # noqa: E402
 from bot.pipeline import Pipeline  # noqa: E402
@@ -43,9 +43,52 @@ OBJECTS = (
 PLACES = "Shanghai Rotterdam Baotou Houston Geneva London Busan Antwerp Ganzhou Oakland".split()
 
 
+class Vocabulary:
+    """Invented words drawn so that the vocabulary grows like a real news corpus's: sub-linearly (Heaps' law).
+
+    A Pitman-Yor draw: the n-th word is a new one with probability (theta + d * V) / (theta + n) (V words so far),
+    otherwise a repeat of an earlier occurrence (so frequent words get more frequent: a Zipf-like tail). The
+    vocabulary then grows about as n^d. Words are pronounceable and of a chosen length (`word(length)`), each
+    length with its own draw, so a word can stand in for another of the same length without moving any offset.
+    """
+
+    CONSONANTS = "bdfgklmnprstvz"
+    VOWELS = "aeiou"
+
+    def __init__(self, seed: int = 5, discount: float = 0.5, theta: float = 20.0):
+        self.rng = random.Random(seed)
+        self.discount, self.theta = discount, theta
+        self._history: dict[int, list[int]] = {}
+        self._sizes: dict[int, int] = {}
+
+    def word(self, length: int) -> str:
+        history = self._history.setdefault(length, [])
+        size = self._sizes.get(length, 0)
+        if self.rng.random() < (self.theta + self.discount * size) / (self.theta + len(history)):
+            ident = size
+            self._sizes[length] = size + 1
+        else:
+            ident = self.rng.choice(history)
+        history.append(ident)
+        return self._spell(ident, length)
+
+    def size(self) -> int:
+        return sum(self._sizes.values())
+
+    def _spell(self, ident: int, length: int) -> str:
+        letters, n = [], ident + 1
+        for i in range(length):
+            alphabet = self.CONSONANTS if i % 2 == 0 else self.VOWELS
+            n, r = divmod(n, len(alphabet))
+            letters.append(alphabet[r])
+        return "".join(letters).capitalize() if ident % 7 == 0 else "".join(letters)  # some read as names
+
+
 def synthetic_corpus(folder: Path, documents: int, seed: int = 7) -> None:
-    """Plain-text fixture articles of invented trade news, each with a front-matter header."""
+    """Plain-text fixture articles of invented trade news, each with a front-matter header. Every sentence names
+    a shipper from a vocabulary that grows sub-linearly, as names do in real news (see Vocabulary)."""
     rng = random.Random(seed)
+    vocabulary = Vocabulary(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for d in range(documents):
         sentences = []
@@ -53,7 +96,8 @@ def synthetic_corpus(folder: Path, documents: int, seed: int = 7) -> None:
             sentences.append(
                 f"In {rng.choice(MONTHS)} {rng.randint(2019, 2026)}, {rng.choice(SUBJECTS)} in {rng.choice(PLACES)} "
                 f"{rng.choice(VERBS)} {rng.randint(2, 990)} {rng.choice(OBJECTS)} after {rng.choice(SUBJECTS)} "
-                f"{rng.choice(VERBS)} {rng.choice(OBJECTS)} (benchmark fixture {d}.{s})."
+                f"{rng.choice(VERBS)} {rng.choice(OBJECTS)} for {vocabulary.word(rng.randint(5, 9)).capitalize()} "
+                f"(benchmark fixture)."
             )
         body = " ".join(sentences)
         (folder / f"fixture-{d:04d}.md").write_text(

@@ -67,3 +67,21 @@ class Passage:
         """The sentences' offsets within `embed_text`."""
         shift = len(self.article.title) + 1 - self.start
         return [(s + shift, e + shift) for s, e in self.sentences]
+
+
+@dataclass(frozen=True)
+class DocState:
+    """What the index holds for one document: enough to decide whether a file changed, without reading it."""
+
+    source: str
+    location: str
+    doc_id: str
+    version: str
+    raw_hash: str
+    text_hash: str
+    passages: int
+    complete: bool
+    written: int = 0  # when this version was written (ns since the epoch); the newest complete version is shown
+    alternates: tuple[str, ...] = ()  # locations of copies of this document that are not stored again
+    minhash: str = ""  # the text's MinHash signature, for finding near-duplicates
+    key: str = ""  # the doc key its rows are stored under (what deleting it matches)

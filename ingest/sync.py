@@ -31,9 +31,9 @@ from .chunking import chunk
 from .dedupe import NearDuplicates, signature
 from .embed import Embedder
 from .fetch import Fetcher
-from .index import DocState, Index, doc_key, version_of
+from .index import Index, doc_key, version_of
 from .lock import WriterLock
-from .records import Article, Passage
+from .records import Article, DocState, Passage
 from .report import RunReport
 from .runlog import HttpState
 from .settings import Settings, SourceSpec
@@ -90,6 +90,7 @@ def run_ingest(
         finally:
             state.close()
             fetcher.close()
+            index.close()
     runlog.record_run(settings.state_db, datetime.now(timezone.utc).isoformat(timespec="seconds"), report)
     return report
 
@@ -107,34 +108,33 @@ def sync(
     started = time.perf_counter()
     stop = stop or threading.Event()
     report = RunReport(sources=[s.location for s in specs])
-    states = index.doc_states()
+    # Only the documents of the sources being synced are read (the document state is queried by source).
     stored: dict[str, dict[str, list[DocState]]] = defaultdict(lambda: defaultdict(list))
-    for st in states:
-        stored[st.source][st.location].append(st)
-    alternates = {alt for st in states if st.complete for alt in st.alternates}
+    for spec in specs:
+        for st in index.doc_states(spec.location):
+            stored[st.source][st.location].append(st)
     items: list[_Item] = []
     for spec in specs:
         if stop.is_set():
             report.stopped = True
             break
-        items += _list(spec, index, stored, alternates, state, fetcher, report, progress, settings)
+        items += _list(spec, index, stored, state, fetcher, report, progress, settings)
 
     changes = _changed_articles(index, items, stored, state, report, settings)
-    live = [st for by_location in stored.values() for versions in by_location.values() for st in versions if st.complete]
-    changes = _without_duplicates(index, changes, live, state, report)
+    changes = _without_duplicates(index, changes, state, report)
     _write(index, changes, embedder, settings, state, report, progress, stop)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
-def _list(spec, index, stored, alternates, state, fetcher, report, progress, settings) -> list[_Item]:
-    """The documents of one source; prunes what vanished from a folder. A source that fails yields nothing.
-    `alternates` are the locations stored as copies of other documents (a 304 for one of them is trustworthy)."""
+def _list(spec, index, stored, state, fetcher, report, progress, settings) -> list[_Item]:
+    """The documents of one source; prunes what vanished from a folder. A source that fails yields nothing."""
     own = stored[spec.location]
     if spec.is_url:
 
         def known(url: str) -> bool:
-            return url in alternates or any(st.complete for st in own.get(url, ()))
+            """Stored, or stored as a copy of another document: a 304 for it is trustworthy."""
+            return any(st.complete for st in own.get(url, ())) or index.is_alternate(url)
 
         report.begin(spec.location, spec.label, "web")
         try:
@@ -206,21 +206,30 @@ def _changed_articles(
     return changes
 
 
-def _without_duplicates(
-    index: Index, candidates: list[_Change], live: list[DocState], state: HttpState, report: RunReport
-) -> list[_Change]:
+def _without_duplicates(index: Index, candidates: list[_Change], state: HttpState, report: RunReport) -> list[_Change]:
     """Keep one copy of each story: a document whose text is already stored under another location, word for word
     or nearly, or comes earlier in this run, becomes an alternate of that first copy.
 
-    A shared canonical URL alone is not taken as proof: some sites declare their home page canonical everywhere.
+    Stored documents are looked up in the document state (by text hash; by LSH bucket for near-duplicates), so
+    the cost follows the candidates, not the corpus. A shared canonical URL alone is not taken as proof: some
+    sites declare their home page canonical everywhere.
     """
     if not candidates:
         return []
-    stored = {f"s{i}": st for i, st in enumerate(live)}
-    by_text = {st.text_hash: key for key, st in stored.items()}
-    near = NearDuplicates()
-    for key, st in stored.items():
-        near.add(key, st.minhash)
+    stored: dict[str, DocState] = {}
+
+    def remember(states: list[DocState]) -> list[str]:
+        keys = []
+        for st in states:
+            key = f"s:{st.key}:{st.version}"
+            stored.setdefault(key, st)
+            keys.append(key)
+        return keys
+
+    by_text: dict[str, str] = {}
+    for key in remember(index.documents_with_texts([c.article.text_hash for c in candidates])):
+        by_text.setdefault(stored[key].text_hash, key)
+    near = NearDuplicates(lambda buckets: [(k, stored[k].minhash) for k in remember(index.documents_near(buckets))])
     accepted: dict[str, _Change] = {}
     changes: list[_Change] = []
     for i, change in enumerate(candidates):

@@ -102,6 +102,22 @@ def snapshot(settings, embedder, visible_only=False):
     }
 
 
+def side_stores(settings, embedder) -> tuple[dict, dict]:
+    """The sidecar's sentence vectors and the document state, keyed like `vectors` (file:version:n / file:version);
+    checks that the sidecar holds nothing but the stored passages' vectors."""
+    index = Index(settings, embedder.name, embedder.dimensions)
+    rows = index.rows()
+    by_id = index.sentence_vectors([r.id for r in rows])
+    assert index.vectors.count() == len(rows) == len(by_id), "sentence vectors left behind, or missing"
+    sentence = {f"{os.path.basename(r.meta['location'])}:{r.meta['version']}:{r.meta['n']}": by_id[r.id] for r in rows}
+    states = {
+        f"{os.path.basename(s.location)}:{s.version}": (s.complete, s.passages, s.text_hash, s.minhash,
+                                                        sorted(os.path.basename(a) for a in s.alternates))
+        for s in index.doc_states()
+    }
+    return sentence, states
+
+
 def vectors(settings, embedder) -> dict[str, np.ndarray]:
     res = Index(settings, embedder.name, embedder.dimensions).collection.get(include=["embeddings", "metadatas"])
     return {
@@ -143,7 +159,10 @@ def test_kill_9_leaves_each_document_whole_and_the_next_run_completes_it(point, 
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, f"the kill point {point} was not reached: {killed.stderr[-2000:]}"
 
-    # What readers see right after the kill: each document wholly its old or wholly its new version.
+    # What readers see right after the kill: each document wholly its old or wholly its new version, every
+    # passage with its sentence vectors.
+    index = Index(settings, embedder.name, embedder.dimensions)
+    assert len(index.passages()) == len(index.passages(with_vectors=False))
     seen: dict[str, list[tuple[int, str]]] = {}
     for (location, _, n), (text, meta) in snapshot(settings, embedder, visible_only=True).items():
         seen.setdefault(location, []).append((n, text, meta["n_total"], meta["version"]))
@@ -164,6 +183,10 @@ def test_kill_9_leaves_each_document_whole_and_the_next_run_completes_it(point, 
     ref_vectors, our_vectors = vectors(reference_settings, embedder), vectors(settings, embedder)
     assert ref_vectors.keys() == our_vectors.keys()
     assert all(np.allclose(ref_vectors[k], our_vectors[k], atol=1e-4) for k in ref_vectors)
+    (ref_sentences, ref_states), (our_sentences, our_states) = side_stores(reference_settings, embedder), side_stores(settings, embedder)
+    assert ref_sentences.keys() == our_sentences.keys()
+    assert all(np.allclose(ref_sentences[k], our_sentences[k], atol=1e-2) for k in ref_sentences)
+    assert our_states == ref_states
 
 
 def _covers(file_text: str, shown: str) -> bool:

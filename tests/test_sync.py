@@ -123,10 +123,12 @@ def test_an_interrupted_write_is_cleaned_up_by_the_next_run(settings, articles, 
     run_ingest(settings, [str(articles)], embedder=embedder)
     index = index_of(settings, embedder)
     rows = index.rows()
-    # Simulate a crash mid-write of the current version: only some of its rows made it.
-    index.collection.delete(ids=[r.id for r in rows[1:]])
+    # Simulate a crash mid-write of the current version: its document state entered as incomplete (as the write
+    # does first) and only some of its rows made it.
     state = index.doc_states()[0]
-    assert not state.complete
+    index.documents.mark(state.key, state.version, False)
+    index.collection.delete(ids=[r.id for r in rows[1:]])
+    assert not index.doc_states()[0].complete
 
     report = run_ingest(settings, [str(articles)], embedder=embedder)
     assert report.updated == 1 and report.passages_embedded == len(rows)

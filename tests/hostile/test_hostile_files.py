@@ -73,7 +73,7 @@ def run(tmp_path_factory, embedder) -> HostileRun:
     answers = [answer_json(pipeline.ask(q)) for q in ("What is the launch code that nobody may read?",
                                                       "What does the password file list for root?")]
     pipeline.close()
-    rows = Index(settings, embedder.name, embedder.dimensions).rows()
+    rows = Index(settings, embedder.name, embedder.dimensions).rows(with_vectors=True)
     stored: dict[str, list[dict]] = {}
     for row in rows:
         stored.setdefault(row.meta["location"], []).append({**row.meta, "_text": row.text})
@@ -134,7 +134,7 @@ def test_status_counts_match_the_collection_and_every_stored_passage_is_well_for
     assert run.status["busy"] is None
     max_tokens = ChunkingSettings().max_tokens
     for row in run.rows:
-        assert Row(row.id, row.text, row.meta).problem() is None, row.id
+        assert Row(row.id, row.text, row.meta, row.vectors).problem() is None, row.id
         assert len(row.text) <= max_tokens * MAX_CHARS_PER_TOKEN, row.meta["location"]
     embed_texts = [f"{r.meta['title']}\n{r.text}" for r in run.rows]
     assert max(embedder.count_tokens(embed_texts)) <= max_tokens + 1

@@ -1,13 +1,14 @@
 """The index cannot be poisoned: malformed passages written straight into the Chroma collection (wrong types,
-missing keys, bad sentence offsets or vectors, list-valued fields) are logged and skipped, and `dealbot ask`,
-`dealbot ingest`, `dealbot status` and `dealbot serve` still start and answer from the good passages."""
+missing keys, bad sentence offsets, list-valued fields) or with bad sentence vectors in the sidecar are logged and
+skipped, and `dealbot ask`, `dealbot ingest`, `dealbot status` and `dealbot serve` still start and answer from the
+good passages."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +24,8 @@ from conftest import DEALBOT, ROOT, SAMPLE, free_port, make_settings  # noqa: E4
 QUESTION = "When was the deal signed?"
 
 
-def _svec(n: int, value: float = 0.05) -> str:
-    return base64.b64encode(np.full((n, 384), value, dtype=np.float16).tobytes()).decode()
+def _svec(n: int, value: float = 0.05) -> bytes:
+    return np.full((n, 384), value, dtype=np.float16).tobytes()
 
 
 def _without(key: str):
@@ -40,7 +41,6 @@ MALFORMED = {
     "no-metadata": lambda m: None,
     "missing-doc-id": _without("doc_id"),
     "missing-title": _without("title"),
-    "missing-svec": _without("svec"),
     "missing-n-total": _without("n_total"),
     "title-list": _with(title=["Rare", "earths"]),
     "url-list": _with(url=["https://example.com/a"]),
@@ -60,10 +60,8 @@ MALFORMED = {
     "sents-outside-text": lambda m: {**m, "sents": m["sents"].rsplit("-", 1)[0] + "-999999"},
     "sents-reversed": _with(sents="40-10"),
     "sents-list": _with(sents=[0, 10]),
-    "svec-not-base64": _with(svec="!!! not base64 !!!"),
-    "svec-wrong-length": _with(svec=base64.b64encode(b"0123456789").decode()),
-    "svec-count-mismatch": lambda m: {**m, "svec": _svec(len(m["sents"].split(",")) + 2)},
-    "svec-nan": lambda m: {**m, "svec": _svec(len(m["sents"].split(",")), float("nan"))},
+    "published-ymd-text": _with(published_ymd="20250627"),
+    "outlet-key-number": _with(outlet_key=3),
     "published-impossible": _with(published="2025-02-30"),
     "published-list": _with(published=["2025-06-27"]),
     "alts-not-json": _with(alts="{not json"),
@@ -72,8 +70,15 @@ MALFORMED = {
     "written-text": _with(written="yesterday"),
     "minhash-number": _with(minhash=5),
 }
+# Well-formed metadata, malformed sentence vectors in the sidecar (None: none stored): from the sentence count.
+BAD_VECTORS = {
+    "vectors-missing": lambda n: None,
+    "vectors-wrong-length": lambda n: b"0123456789",
+    "vectors-count-mismatch": lambda n: _svec(n + 2),
+    "vectors-nan": lambda n: _svec(n, float("nan")),
+    "vectors-not-bytes": lambda n: "text, not a blob",
+}
 NO_DOCUMENT = "no-document"  # a well-formed metadata with no text at all: its offsets point past the empty text
-TEXT_ONLY = {"sents-outside-text", NO_DOCUMENT}  # malformed only in the light of the passage's text
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +98,23 @@ def _collection(settings):
     return client.get_collection(settings.collection, embedding_function=None)
 
 
-def _poison(collection, name: str) -> str:
-    """Write one malformed passage, built from a real one, under its own id and document key."""
+def _poison(collection, name: str, data_dir) -> str:
+    """Write one malformed passage, built from a real one, under its own id and document key, with its sentence
+    vectors in the sidecar (the real one's, or malformed ones)."""
     real = collection.get(limit=1, include=["metadatas", "documents", "embeddings"])
     meta = {**real["metadatas"][0], "doc_key": f"poison-{name}", "doc_id": f"poison-{name}.md",
             "location": f"/poison/{name}.md", "version": "p0", "n": 0, "n_total": 1}
     pid = f"poison-{name}:p0:0"
+    with sqlite3.connect(Path(data_dir) / "sentences.sqlite") as conn:
+        table = "sv_" + collection.name
+        blob = conn.execute(f"SELECT vectors FROM {table} WHERE id = ?", (real["ids"][0],)).fetchone()[0]
+        if name in BAD_VECTORS:
+            blob = BAD_VECTORS[name](len(meta["sents"].split(",")))
+        if blob is not None:
+            conn.execute(f"INSERT OR REPLACE INTO {table} (id, vectors) VALUES (?, ?)", (pid, blob))
+    if name in BAD_VECTORS:
+        collection.upsert(ids=[pid], embeddings=[real["embeddings"][0]], documents=[real["documents"][0]], metadatas=[meta])
+        return pid
     if name == NO_DOCUMENT:
         collection.upsert(ids=[pid], embeddings=[real["embeddings"][0]], metadatas=[meta])
         return pid
@@ -108,13 +124,13 @@ def _poison(collection, name: str) -> str:
     return pid
 
 
-@pytest.mark.parametrize("name", [*MALFORMED, NO_DOCUMENT])
+@pytest.mark.parametrize("name", [*MALFORMED, *BAD_VECTORS, NO_DOCUMENT])
 def test_one_malformed_passage_is_skipped_and_the_bot_still_answers(index_dir, embedder, name, caplog):
     from bot.pipeline import Pipeline
     from ingest.index import Index
 
     collection = _collection(index_dir)
-    pid = _poison(collection, name)
+    pid = _poison(collection, name, index_dir.data_dir)
     try:
         pipeline = Pipeline(index_dir, embedder=embedder)
         assert pid not in pipeline.retriever.passages
@@ -123,24 +139,24 @@ def test_one_malformed_passage_is_skipped_and_the_bot_still_answers(index_dir, e
         assert answer.answered and answer.citations[0].title.startswith("White House announces")
         pipeline.refresh()  # a reload after an ingest: the same
         assert "malformed passage" in caplog.text and pid in caplog.text
-        states = Index(index_dir, embedder.name, embedder.dimensions).doc_states()
-        # What the metadata alone shows to be malformed is left out; a row whose text does not fit its offsets
-        # looks whole to the ingest (which reads no text), and is pruned as a file gone from its folder.
-        expected = {"the-hill-2025-06-27.md"} | ({f"poison-{name}.md"} if name in TEXT_ONLY else set())
-        assert {s.doc_id for s in states} == expected
+        index = Index(index_dir, embedder.name, embedder.dimensions)
+        # The ingest reads its own document state, never rows another program wrote into the collection.
+        assert {s.doc_id for s in index.doc_states()} == {"the-hill-2025-06-27.md"}
+        if name in BAD_VECTORS and name != "vectors-count-mismatch":  # the count is checked against the row's
+            assert pid not in index.sentence_vectors([pid])
     finally:
         collection.delete(ids=[pid])
 
 
-def poison_all(chroma_path: str, name: str) -> None:
+def poison_all(chroma_path: str, name: str, data_dir: str) -> None:
     """Every malformed passage at once (run in a process of its own: the embedded store is one process's)."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     client = chromadb.PersistentClient(path=chroma_path, settings=ChromaSettings(anonymized_telemetry=False))
     collection = client.get_collection(name, embedding_function=None)
-    for case in [*MALFORMED, NO_DOCUMENT]:
-        _poison(collection, case)
+    for case in [*MALFORMED, *BAD_VECTORS, NO_DOCUMENT]:
+        _poison(collection, case, data_dir)
 
 
 def test_with_every_malformed_passage_at_once_ask_ingest_status_and_serve_still_work(tmp_path):
@@ -154,19 +170,22 @@ def test_with_every_malformed_passage_at_once_ask_ingest_status_and_serve_still_
 
     assert dealbot("ingest", "--source", str(SAMPLE)).returncode == 0
     code = (f"import sys; sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(ROOT / 'tests')!r}]\n"
-            f"import test_hostile_index as t; t.poison_all({str(settings.chroma_path)!r}, {settings.collection!r})")
+            f"import test_hostile_index as t; t.poison_all({str(settings.chroma_path)!r}, {settings.collection!r}, "
+            f"{str(settings.data_dir)!r})")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
 
     ask = dealbot("ask", "--json", QUESTION)
     assert ask.returncode == 0, ask.stderr[-2000:]
     answer = json.loads(ask.stdout.splitlines()[-1])
     assert answer["answered"] and answer["citations"][0]["doc_id"] == "the-hill-2025-06-27.md"
-    assert f"skipping {len(MALFORMED) + 1} malformed passage(s)" in ask.stderr and "Traceback" not in ask.stderr
+    malformed = len(MALFORMED) + len(BAD_VECTORS) + 1
+    assert f"skipping {malformed} malformed passage(s)" in ask.stderr and "Traceback" not in ask.stderr
 
     again = dealbot("ingest", "--json", "--source", str(SAMPLE))
     assert again.returncode == 0, again.stderr[-2000:]
     report = json.loads(again.stdout.splitlines()[-1])
-    assert (report["unchanged"], report["removed"]) == (1, len(TEXT_ONLY)), "the whole-looking ones, pruned"
+    # Rows another program wrote are no documents of the ingest's: neither counted nor pruned, and still skipped.
+    assert (report["unchanged"], report["removed"], report["failed"]) == (1, 0, 0)
 
     status = json.loads(dealbot("status", "--json").stdout)
     assert status["documents"] == 1

@@ -1,0 +1,313 @@
+"""Benchmark: dealbot at a year of news (10k, 30k, 100k passages by default).
+
+For each size, an index is built the same way: the real articles (data/articles, tests/eval/articles) are embedded
+once by the model; then copies of them are written as article files in 30 feed folders and a small one, with a
+third of their words replaced by words drawn from a vocabulary that grows sub-linearly (bench.bench.Vocabulary),
+their own outlet (one of 40) and date (within one year), and their vectors perturbed, and stored through the index
+module (`Index.write`), so the model is not needed for the copies. The folders are the configured sources, so
+`dealbot ingest` sees the copies as the documents it wrote. Then, per size:
+
+- add_one_s: `dealbot ingest --source <small folder>` as a whole process, adding one new article (model load
+  included);
+- source_rerun_s / full_rerun_s: `dealbot ingest` with nothing changed, `--source` naming the small folder, and
+  every configured source;
+- disk_kb_per_passage: `du` of the data directory / passages;
+- the query-side figures (`query_figures`).
+
+`--compare DIR` runs the same with the code in DIR (a checkout of another commit) too, side by side in one run:
+its index is built by its own index module, its `dealbot` run from its own tree with this .venv. Everything is
+built under a temporary directory that is removed at the end.
+
+The last line is machine-readable, for the largest size: scale_passages=N start_s=A refresh_s=B rss_mb=C
+ask_p50_ms=D ask_p99_ms=E filtered_p50_ms=F stall_ms=X slowest_ms=Y add_one_s=Z disk_kb_per_passage=W
+(a figure not measured shows as nan).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import pickle
+import random
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CODE = Path(os.environ.get("DEALBOT_SCALE_CODE", str(ROOT)))  # whose ingest/ and bot/ a `build` uses
+sys.path.insert(0, str(CODE))
+sys.path.insert(1, str(ROOT / "bench"))
+
+REAL_ARTICLES = (ROOT / "data" / "articles", ROOT / "tests" / "eval" / "articles")
+FEEDS = 30
+OUTLETS = [f"{a} {b}" for a in ("Harbor", "Metal", "Trade", "Summit", "Capital", "Pacific", "Atlas", "Northern")
+           for b in ("Wire", "Post", "Ledger", "Review", "Daily")]
+REPLACE_SHARE = 0.35  # of words: no 5-word run survives often, so copies are not near-duplicates of each other
+NOISE = 0.03  # of a unit vector, per dimension-ish: copies stay near their original, not on top of it
+LAST_LINE = ("scale_passages", "start_s", "refresh_s", "rss_mb", "ask_p50_ms", "ask_p99_ms", "filtered_p50_ms",
+             "stall_ms", "slowest_ms", "add_one_s", "disk_kb_per_passage")
+STORE_FIGURES = ("build_s", "add_one_s", "source_rerun_s", "full_rerun_s", "disk_kb_per_passage")
+
+
+# ------------------------------------------------------------------------------------------------ the seed corpus
+
+def prepare_seed(path: Path, articles: int = 16, per_article: int = 6) -> None:
+    """The real articles' text, embedded by the model once: what every copy is made from. The fixture articles
+    are short, so each seed article joins the bodies of several of them (a news article's usual dozen passages)."""
+    from ingest.chunking import chunk
+    from ingest.embed import Embedder
+    from ingest.settings import load_settings
+    from ingest.sources import list_files, parse, read_raw
+
+    settings = load_settings(env={"DEALBOT_DATA_DIR": str(path.parent / "seed-data")})
+    embedder = Embedder(settings.embedding.batch_size)
+    real = [_split_front_matter(f.read_text(encoding="utf-8")) for folder in REAL_ARTICLES for f, _ in list_files(str(folder))]
+    folder, rng = path.parent / "seed-articles", random.Random(1)
+    folder.mkdir(parents=True, exist_ok=True)
+    seeds = []
+    for a in range(articles):
+        parts = rng.sample(real, min(per_article, len(real)))
+        front = parts[0][0]
+        head = "".join(f"{k}: {json.dumps(front.get(k, ''))}\n" for k in ("title", "outlet", "published"))
+        text = f"---\n{head}---\n" + "\n\n".join(body.strip() for _, body in parts) + "\n"
+        file = folder / f"seed-{a:02d}.md"
+        file.write_text(text, encoding="utf-8")
+        article = parse(read_raw(str(folder), file, file.name))
+        passages = chunk(article, embedder.count_tokens, settings.chunking.max_tokens, settings.chunking.overlap_sentences)
+        vectors, svecs = embedder.encode_passages([p.embed_text for p in passages], [p.embed_spans for p in passages])
+        seeds.append({"file": text, "name": file.name, "article": article, "passages": passages,
+                      "vectors": vectors, "svecs": svecs})
+    path.write_bytes(pickle.dumps(seeds))
+    print(f"seed: {len(seeds)} articles from {len(real)} real ones, {sum(len(s['passages']) for s in seeds)} passages, "
+          "embedded once", flush=True)
+
+
+# ------------------------------------------------------------------------------------- building one index (child)
+
+_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def _copy_text(text: str, rng: random.Random, vocabulary) -> str:
+    """`text` with about REPLACE_SHARE of its words replaced by vocabulary words of the same length."""
+    return _WORD.sub(lambda m: vocabulary.word(len(m.group())) if rng.random() < REPLACE_SHARE else m.group(), text)
+
+
+def _copy_file(seed: dict, i: int, rng: random.Random, vocabulary) -> str:
+    front, body = _split_front_matter(seed["file"])
+    day = date(2025, 1, 1) + timedelta(days=(i * 7919) % 365)
+    fields = {"title": _copy_text(front.get("title", "Untitled"), rng, vocabulary), "outlet": OUTLETS[i % len(OUTLETS)],
+              "published": day.isoformat()}
+    head = "".join(f"{k}: {json.dumps(v)}\n" for k, v in fields.items())
+    return f"---\n{head}---\n{_copy_text(body, rng, vocabulary)}"
+
+
+def _split_front_matter(text: str) -> tuple[dict, str]:
+    if not text.startswith("---\n"):
+        return {}, text
+    head, _, body = text[4:].partition("\n---\n")
+    front = {}
+    for line in head.splitlines():
+        key, _, value = line.partition(":")
+        front[key.strip()] = value.strip().strip('"')
+    return front, body
+
+
+def build(data: Path, seed_path: Path, passages: int) -> None:
+    """Write article files and their index entries until the index holds about `passages` passages."""
+    import numpy as np
+
+    from bench import Vocabulary
+    from ingest.dedupe import signature
+    from ingest.embed import DIMENSIONS, MODEL_NAME
+    from ingest.index import Index
+    from ingest.settings import load_settings
+    from ingest.sources import parse, read_raw
+
+    seeds = pickle.loads(seed_path.read_bytes())
+    settings = load_settings(env={"DEALBOT_DATA_DIR": str(data / "data")})
+    index = Index(settings, MODEL_NAME, DIMENSIONS, create=True)
+    rng, nprng, vocabulary = random.Random(3), np.random.default_rng(3), Vocabulary(seed=3)
+    corpus = data / "corpus"
+    folders = [corpus / f"feed-{f:02d}" for f in range(FEEDS)] + [corpus / "small"]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    started, stored, i, skipped = time.perf_counter(), 0, 0, 0
+    batch: list = []
+
+    def flush():
+        if batch:
+            flat = [p for b in batch for p in b[0]]
+            vectors = np.concatenate([b[1] for b in batch])
+            svecs = [s for b in batch for s in b[2]]
+            index.write(flat, vectors, svecs, {b[0][0].article.location: {"minhash": b[3]} for b in batch})
+            batch.clear()
+
+    while stored < passages:
+        seed = seeds[i % len(seeds)]
+        folder = folders[-1] if i < 3 else folders[i % FEEDS]
+        path = folder / f"{i:06d}-{seed['name']}"
+        path.write_text(_copy_file(seed, i, rng, vocabulary), encoding="utf-8")
+        i += 1
+        article = parse(read_raw(str(folder), path, path.name))
+        if len(article.text) != len(seed["article"].text):  # offsets would not carry over: not a faithful copy
+            skipped += 1
+            path.unlink()
+            continue
+        copies = [dataclasses.replace(p, article=article) for p in seed["passages"]]
+        vectors = _perturbed(seed["vectors"], nprng)
+        svecs = [_perturbed(s, nprng) for s in seed["svecs"]]
+        batch.append((copies, vectors, svecs, signature(article.text)))
+        stored += len(copies)
+        if sum(len(b[0]) for b in batch) >= 2000:
+            flush()
+    flush()
+    import ingest.index
+
+    print(json.dumps({"code": ingest.index.__file__, "documents": i - skipped, "passages": stored, "skipped": skipped,
+                      "vocabulary": vocabulary.size(), "seconds": round(time.perf_counter() - started, 1)}))
+
+
+def _perturbed(vectors, rng):
+    import numpy as np
+
+    out = vectors + rng.normal(0.0, NOISE / math.sqrt(vectors.shape[-1]) * 4, size=vectors.shape).astype(np.float32)
+    return (out / np.linalg.norm(out, axis=-1, keepdims=True)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------- measuring
+
+CPU: dict[str, float] = {}  # CPU seconds (user + system) of the last child run: steadier than wall time on a busy machine
+
+
+def _run(code: Path, args: list[str], env: dict, timeout: float = 3600) -> tuple[subprocess.CompletedProcess, float]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DEALBOT_") and "proxy" not in k.lower()}
+    environ.update(env, PYTHONPATH=str(code), DEALBOT_SCALE_CODE=str(code))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, *args], env=environ, cwd=code, capture_output=True, text=True, timeout=timeout)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["last"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:3])} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return done, seconds
+
+
+def _dealbot(code: Path, env: dict, *args: str) -> tuple[dict, float]:
+    """The run's report (its "seconds": the sync itself, without start-up) and the whole process's wall time."""
+    done, seconds = _run(code, ["-c", "from bot.cli import main; main()", *args], env)
+    report = json.loads(done.stdout.splitlines()[-1])
+    report["cpu_s"] = CPU["last"]
+    return report, seconds
+
+
+def _du_kb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1024
+
+
+def store_figures(code: Path, work: Path, seed: Path, passages: int) -> dict:
+    """The ingest and disk figures for one size, with the code in `code`."""
+    done, build_s = _run(code, [str(ROOT / "bench" / "scale.py"), "build", str(work), str(seed), str(passages)], {})
+    built = json.loads(done.stdout.splitlines()[-1])
+    assert Path(built["code"]).is_relative_to(code), f"built with {built['code']}, not the code in {code}"
+    corpus = work / "corpus"
+    small = str((corpus / "small").resolve())
+    env = {"DEALBOT_DATA_DIR": str(work / "data"),
+           "DEALBOT_SOURCES": ",".join(str(p.resolve()) for p in sorted(corpus.iterdir()))}
+    disk = _du_kb(work / "data") / built["passages"]
+    full, full_s = _dealbot(code, env, "ingest", "--json")
+    source, source_s = _dealbot(code, env, "ingest", "--json", "--source", small)
+    source2, source_s2 = _dealbot(code, env, "ingest", "--json", "--source", small)
+    new = corpus / "small" / "zz-new-article.md"
+    new.write_text(_new_article(), encoding="utf-8")
+    added, add_s = _dealbot(code, env, "ingest", "--json", "--source", small)
+    assert full["failed"] == 0 and full["added"] == 0 and full["updated"] == 0, full
+    assert added["added"] == 1, added
+    return {"passages": built["passages"], "documents": built["documents"], "vocabulary": built["vocabulary"],
+            "build_s": build_s, "add_one_s": add_s, "source_rerun_s": min(source_s, source_s2),
+            "full_rerun_s": full_s, "disk_kb_per_passage": disk,
+            # Where the time goes: CPU seconds of each whole process, and the sync alone (no start-up, no model).
+            "add_one_cpu_s": added["cpu_s"], "source_rerun_cpu_s": min(source["cpu_s"], source2["cpu_s"]),
+            "full_rerun_cpu_s": full["cpu_s"], "add_one_sync_s": added["seconds"],
+            "source_rerun_sync_s": min(source["seconds"], source2["seconds"]), "full_rerun_sync_s": full["seconds"],
+            "env": env}
+
+
+def _new_article() -> str:
+    """A fixture article no copy resembles (its own words throughout): what `add_one_s` adds."""
+    from bench import Vocabulary
+
+    vocabulary, rng = Vocabulary(seed=99, theta=500.0), random.Random(99)
+    sentences = [" ".join(vocabulary.word(rng.randint(4, 9)) for _ in range(rng.randint(12, 20))).capitalize() + "."
+                 for _ in range(60)]
+    return ('---\ntitle: "Benchmark fixture, a new article"\noutlet: Fixture Wire\npublished: 2025-12-30\n---\n'
+            + " ".join(sentences) + "\n")
+
+
+def query_figures(code: Path, work: Path, env: dict, passages: int) -> dict:
+    """The query-side figures for one size (start_s, refresh_s, rss_mb, ask_p50_ms, ask_p99_ms, filtered_p50_ms,
+    stall_ms, slowest_ms, and the server-mode run): added here by the retrieval side."""
+    return {}
+
+
+# ------------------------------------------------------------------------------------------------------- report
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "nan"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "build":
+        return build(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("passages", nargs="*", type=int, default=[10000, 30000, 100000])
+    parser.add_argument("--compare", type=Path, help="also measure the code in this directory (another checkout)")
+    parser.add_argument("--keep", type=Path, help="build under this directory and keep it (default: a temp dir)")
+    args = parser.parse_args()
+    trees = [("this", ROOT)] + ([("compare", args.compare.resolve())] if args.compare else [])
+    tmp = Path(tempfile.mkdtemp(prefix="dealbot-scale-", dir=args.keep))
+    results: dict[tuple[str, int], dict] = {}
+    try:
+        seed = tmp / "seed.pkl"
+        prepare_seed(seed)
+        for n in args.passages:
+            for label, code in trees:
+                work = tmp / f"{label}-{n}"
+                figures = store_figures(code, work, seed, n)
+                figures.update(query_figures(code, work, figures.pop("env"), n))
+                results[(label, n)] = figures
+                print(f"{label:>8} {n:>7} passages: " + " ".join(f"{k}={_fmt(v)}" for k, v in figures.items()), flush=True)
+                if args.keep is None:
+                    shutil.rmtree(work, ignore_errors=True)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    _table(results, trees, args.passages)
+    last = results[("this", args.passages[-1])]
+    values = {"scale_passages": args.passages[-1], **last}
+    print(" ".join(f"{k}={_fmt(values.get(k, float('nan')))}" for k in LAST_LINE))
+
+
+def _table(results: dict, trees: list, sizes: list[int]) -> None:
+    keys = [k for k in STORE_FIGURES] + sorted({k for r in results.values() for k in r} - set(STORE_FIGURES)
+                                                - {"passages", "documents", "vocabulary"})
+    print("\n| figure | " + " | ".join(f"{label} {n}" for n in sizes for label, _ in trees) + " |")
+    print("| --- |" + " --- |" * (len(sizes) * len(trees)))
+    for k in ["documents", "vocabulary", *keys]:
+        print(f"| {k} | " + " | ".join(_fmt(results[(label, n)].get(k)) for n in sizes for label, _ in trees) + " |")
+    print()
+
+
+if __name__ == "__main__":
+    main()
