@@ -23,6 +23,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from multiprocessing.connection import Client, Connection
 
 from .server import EVENTS_PATH, Refused, RequestCheck
@@ -32,6 +33,7 @@ log = logging.getLogger("dealbot.slack")
 PROBES = ("/healthz", "/readyz", "/metrics")
 SLACK_TIMEOUT = 2.5  # seconds a relayed Slack request may take: Slack gives up after 3
 PROBE_TIMEOUT = 5.0
+SLOW_KEEP = 0.05  # seconds: a write to the inbox that took longer is logged
 _KEPT_HEADERS = ("content-type", "x-slack-request-timestamp", "x-slack-signature", "x-slack-retry-num",
                  "x-slack-retry-reason")
 
@@ -90,10 +92,14 @@ class Keeper:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            started = time.perf_counter()
             try:
                 self.inbox.keep([(body, headers) for body, headers, _, _ in batch])
                 failure = None
                 self._nudge()
+                took = time.perf_counter() - started
+                if took > SLOW_KEEP:  # every acknowledgement of the batch waited this long
+                    log.info("keeping %d events took %.0f ms", len(batch), took * 1000)
             except Exception as exc:  # the senders are told (a 503: Slack sends the event again)
                 log.exception("keeping %d events failed", len(batch))
                 failure = exc
@@ -224,7 +230,7 @@ def run_front(settings, secret: str | None, sock, address: str, authkey: bytes, 
     configure(settings.log_format)
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # its start and stop lines are not the bot's news
     check = RequestCheck(secret, settings.slack.max_request_bytes) if secret else None
-    app = FrontApp(check, Keeper(Inbox.of(settings), nudge), Relay(address, authkey))
+    app = FrontApp(check, Keeper(Inbox.of(settings, checkpoints=False), nudge), Relay(address, authkey))
     config = uvicorn.Config(app, http="httptools", loop=_loop(), lifespan="off", access_log=False, log_config=None,
                             server_header=False, proxy_headers=False, timeout_graceful_shutdown=5, backlog=2048)
     server = uvicorn.Server(config)

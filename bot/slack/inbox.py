@@ -19,14 +19,17 @@ _SCHEMA = "CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, at REAL NOT
 
 
 class Inbox:
-    def __init__(self, path: Path):
-        self.path = path
+    """`checkpoints=False` (the front): this side never copies the log into the file (a checkpoint syncs the disk,
+    which would hold up the acknowledgements waiting on a write); the bot's side does it when it removes rows."""
+
+    def __init__(self, path: Path, checkpoints: bool = True):
+        self.path, self.checkpoints = path, checkpoints
         self._local = threading.local()
         self._conn().execute(_SCHEMA)
 
     @classmethod
-    def of(cls, settings) -> "Inbox":
-        return cls(settings.data_dir / "slack-inbox.sqlite")
+    def of(cls, settings, checkpoints: bool = True) -> "Inbox":
+        return cls(settings.data_dir / "slack-inbox.sqlite", checkpoints)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -35,6 +38,8 @@ class Inbox:
             conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            if not self.checkpoints:
+                conn.execute("PRAGMA wal_autocheckpoint=0")
             self._local.conn = conn
         return conn
 
