@@ -40,7 +40,8 @@ class Front:
     def __init__(self, app: App, readiness: Readiness, host: str, port: int):
         self.app, self.readiness = app, readiness
         self.ctx = context_of(app)
-        self.sock = socket.create_server((host, port), backlog=2048)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.create_server((host, port), family=family, backlog=2048)
         self.port = self.sock.getsockname()[1]
         self._mp = multiprocessing.get_context("spawn")
         # The front's nudge when it kept events: a pipe, never a lock (a frozen or killed bot must not hold it up).
