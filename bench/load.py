@@ -7,7 +7,7 @@ checked: answered exactly once, no placeholder left.
 
 - bursts of 20, 50 and 100 concurrent distinct events, each then re-sent 3 times (X-Slack-Retry-Num 1-3), every
   round of sends concurrent; the ack latency is each request's round trip as the sender sees it;
-- 1,000 more events (100 at a time) for memory: the server's RSS before and after;
+- 1,000 more events (100 at a time) for memory: the server's RSS (its processes together) before and after;
 - 100 events with the Web API answering HTTP 500 to everything for 10 s from the 30th on.
 
 The last line is machine-readable:
@@ -76,10 +76,18 @@ def start_server(data: Path, fake: FakeSlackAPI) -> tuple[subprocess.Popen, str]
 
 
 def rss_mb(pid: int) -> float:
+    """The resident memory of the process and its children (the HTTP front of `serve --http`)."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+            total += int(line.split()[1]) / 1024
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        try:
+            total += rss_mb(int(child))
+        except OSError:  # it ended meanwhile
+            pass
+    return total
 
 
 def send_round(host: str, port: int, requests: list[bytes]) -> list[tuple[float, bytes]]:

@@ -391,7 +391,8 @@ def serve(settings: Settings, http_mode: bool, host: str, port: int, metrics_por
     """Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else (or with --http) HTTP mode.
 
     HTTP mode serves Slack's events, slash commands and interactivity at /slack/events, a health check at /healthz,
-    readiness at /readyz and Prometheus metrics at /metrics. Tokens come from the environment only: SLACK_BOT_TOKEN,
+    readiness at /readyz and Prometheus metrics at /metrics, through a front process of its own that checks and
+    acknowledges requests while this one answers. Tokens come from the environment only: SLACK_BOT_TOKEN,
     SLACK_SIGNING_SECRET (HTTP mode), SLACK_APP_TOKEN (Socket Mode). The model and the index are loaded before the
     first request is accepted.
     """
@@ -403,10 +404,11 @@ def serve(settings: Settings, http_mode: bool, host: str, port: int, metrics_por
     from .slack.app import SlackConfigError, create_app, secrets_from_env
 
     configure(settings.log_format)
-    # Acks are short and wait on sockets; answers hold the interpreter for long stretches. A shorter switch interval
-    # (default 5 ms) hands it back to a waiting ack sooner, so a burst is acknowledged in milliseconds.
-    sys.setswitchinterval(0.0005)
     http_mode = http_mode or not os.environ.get("SLACK_APP_TOKEN")
+    if not http_mode:
+        # Socket Mode acks in this process: they are short and wait on sockets, while answers hold the interpreter
+        # for long stretches. A shorter switch interval (default 5 ms) hands it back to a waiting ack sooner.
+        sys.setswitchinterval(0.0005)
     try:
         secrets = secrets_from_env(http=http_mode)
     except SlackConfigError as exc:
@@ -418,7 +420,9 @@ def serve(settings: Settings, http_mode: bool, host: str, port: int, metrics_por
         # Ingest freshness counts where this process runs the schedule (the embedded store's owner).
         readiness = Readiness(pipeline, "" if settings.server_mode else settings.ingest.schedule, settings.state_db)
         probes.enter_context(_probes(metrics_host, metrics_port, lambda: readiness))
-        _run_slack(create_app(settings, pipeline, secrets), secrets, http_mode, host, port, readiness)
+        # In HTTP mode the front (bot/slack/front.py) checks every request and acknowledges; answers are background work.
+        app = create_app(settings, pipeline, secrets, verify=not http_mode, background=http_mode)
+        _run_slack(app, secrets, http_mode, host, port, readiness)
 
 
 def _interrupt(signum, frame):
@@ -428,19 +432,23 @@ def _interrupt(signum, frame):
 def _run_slack(app, secrets, http_mode: bool, host: str, port: int, readiness) -> None:
     """Serve `app` until interrupted; what is undelivered stays in the state database for the next start."""
     from .slack.app import context_of
-    from .slack.server import make_http_server, serve_socket_mode
+    from .slack.relay import Front
+    from .slack.server import serve_socket_mode
 
+    front = None
     try:
         if http_mode:
-            server = make_http_server(app, host, port, readiness=readiness)
-            _say(f"serving Slack at http://{host}:{server.effective_port}/slack/events")
-            server.run()
+            front = Front(app, readiness, host, port).start()
+            _say(f"serving Slack at http://{host}:{front.port}/slack/events")
+            front.run()
         else:
             _say("connecting to Slack in Socket Mode")
             serve_socket_mode(app, secrets.app_token)
     except KeyboardInterrupt:
         _say("stopping")
     finally:
+        if front is not None:
+            front.stop()
         context_of(app).courier.stop()
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -78,8 +80,25 @@ class BotContext:
     pool: ThreadPoolExecutor | None = None
 
     def later(self, work, *args) -> None:
-        """Run `work(*args)` on the answer pool, after the ack; a failure is logged, never lost silently."""
-        self.pool.submit(_logged, work, *args)
+        """Run `work(*args)` on the answer pool, after the ack; a failure is logged, never lost silently. Inside
+        `inline_work()` (an event taken in from the inbox, already on the pool) it runs at once, in this thread."""
+        if getattr(_inline, "on", False):
+            _logged(work, *args)
+        else:
+            self.pool.submit(_logged, work, *args)
+
+
+_inline = threading.local()
+
+
+@contextmanager
+def inline_work():
+    """Within the block, `BotContext.later` work runs in the calling thread before the listener returns."""
+    _inline.on = True
+    try:
+        yield
+    finally:
+        _inline.on = False
 
 
 def _logged(work, *args) -> None:
@@ -100,18 +119,27 @@ def web_client(token: str | None, settings: Settings) -> WebClient:
     )
 
 
-def create_app(settings: Settings, pipeline: Pipeline, secrets: SlackSecrets) -> App:
+ANSWER_NICE = 10  # how much lower the answer pool's threads run than the rest, when answers are background work
+
+
+def create_app(settings: Settings, pipeline: Pipeline, secrets: SlackSecrets, verify: bool = True,
+               background: bool = False) -> App:
     """The bolt App; `context_of(app)` is its BotContext, whose courier is already delivering (and resuming what
-    an earlier run left undelivered)."""
+    an earlier run left undelivered). `verify=False`: bolt does not check signatures again (the HTTP front,
+    bot/slack/front.py, checked every request it relays, and an event taken in from the inbox may be older than
+    the 5 minutes a signature is good for). `background`: the answer pool's threads (and the threads torch starts
+    from them) run at a lower CPU priority (ANSWER_NICE), so that on a busy machine the processes that acknowledge
+    Slack come first."""
     from . import actions, commands, events, home
     from .answering import composer
 
-    pool = ThreadPoolExecutor(max_workers=settings.slack.workers, thread_name_prefix="dealbot-answer")
+    pool = ThreadPoolExecutor(max_workers=settings.slack.workers, thread_name_prefix="dealbot-answer",
+                              initializer=_lower_priority if background else None)
     app = App(
         client=web_client(None, settings),  # the token comes with each request's authorization (below)
         authorize=_authorize(secrets.bot_token),
         signing_secret=secrets.signing_secret or "socket-mode-does-not-sign",
-        request_verification_enabled=secrets.signing_secret is not None,
+        request_verification_enabled=verify and secrets.signing_secret is not None,
         process_before_response=True,  # listeners run in the request's thread: they ack, then hand over the work
         listener_executor=pool,
         logger=log,
@@ -127,6 +155,14 @@ def create_app(settings: Settings, pipeline: Pipeline, secrets: SlackSecrets) ->
     app._dealbot = ctx  # type: ignore[attr-defined]  # see context_of
     ctx.courier.start()
     return app
+
+
+def _lower_priority() -> None:
+    """Lower this thread's CPU priority (Linux keeps one per thread; threads it starts inherit it)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, os.getpriority(os.PRIO_PROCESS, 0) + ANSWER_NICE))
+    except OSError:  # not permitted here: answers run at the process's priority
+        pass
 
 
 def context_of(app: App) -> BotContext:

@@ -1,7 +1,8 @@
 """Events API listeners: mentions in channels (and their threads), and direct messages.
 
 Each is acknowledged at once, in the request's own thread, and handed to the answer pool (`ctx.later`): no event
-waits for a busy worker or for Slack's Web API to be acknowledged.
+waits for a busy worker or for Slack's Web API to be acknowledged. Under `serve --http` the front has acknowledged
+the event already (bot/slack/front.py), and the work runs in the pool thread that took it in from the inbox.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""Running the Slack app: HTTP mode on waitress (a production WSGI server) through bolt's WSGI adapter, or Socket
+"""Running the Slack app in one process: HTTP on waitress (a WSGI server) through bolt's WSGI adapter, or Socket
 Mode through slack_sdk's built-in client. Both answer from the same Pipeline, loaded before the first request.
+`dealbot serve --http` puts an HTTP front of its own before the app instead (bot/slack/front.py, with the same
+request check); the one-process WSGI server stays for embedding the app and for tests.
 
 In HTTP mode a request reaches bolt only once it is shown to come from Slack: its signature headers are checked,
 then its body is read (at most `slack.max_request_bytes`) and its signature verified, then the body is checked to
@@ -50,6 +52,13 @@ class RequestCheck:
         """The request's body once it is shown to be Slack's; Refused otherwise."""
         timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
         signature = environ.get("HTTP_X_SLACK_SIGNATURE", "")
+        self.headers(timestamp, signature, environ.get("CONTENT_LENGTH") or "")
+        body = self._read(environ)
+        self.verify(timestamp, signature, body, environ.get("CONTENT_TYPE", ""))
+        return body
+
+    def headers(self, timestamp: str, signature: str, declared: str) -> None:
+        """What can be refused before the body is read: the signature headers and the declared length."""
         if not timestamp or not signature:
             raise Refused("401 Unauthorized", "no signature headers")
         if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
@@ -58,38 +67,40 @@ class RequestCheck:
             raise Refused("401 Unauthorized", "the timestamp is more than 5 minutes off")
         if not _SIGNATURE.fullmatch(signature):
             raise Refused("401 Unauthorized", "the signature is malformed")
-        body = self._read(environ)
-        expected = "v0=" + hmac.new(self.secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature):
-            raise Refused("401 Unauthorized", "the signature does not match")
-        _check_form(body, environ.get("CONTENT_TYPE", ""))
-        return body
-
-    def _read(self, environ) -> bytes:
-        declared = environ.get("CONTENT_LENGTH") or ""
         if declared and not declared.isdigit():
             raise Refused("400 Bad Request", "Content-Length is not a number")
         if declared and int(declared) > self.max_bytes:
             raise Refused("413 Payload Too Large", f"a body of {declared} bytes (the cap is {self.max_bytes})")
-        stream = environ.get("wsgi.input") or io.BytesIO()
-        body = stream.read(int(declared)) if declared else stream.read(self.max_bytes + 1)
+
+    def verify(self, timestamp: str, signature: str, body: bytes, content_type: str) -> dict | None:
+        """The body's signature, then its form; the JSON object of a JSON body (None for a form)."""
         if len(body) > self.max_bytes:
             raise Refused("413 Payload Too Large", f"a body over {self.max_bytes} bytes")
-        return body
+        expected = "v0=" + hmac.new(self.secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise Refused("401 Unauthorized", "the signature does not match")
+        return _check_form(body, content_type)
+
+    def _read(self, environ) -> bytes:
+        declared = environ.get("CONTENT_LENGTH") or ""
+        stream = environ.get("wsgi.input") or io.BytesIO()
+        return stream.read(int(declared)) if declared else stream.read(self.max_bytes + 1)
 
 
-def _check_form(body: bytes, content_type: str) -> None:
+def _check_form(body: bytes, content_type: str) -> dict | None:
     """A signed body must still be what Slack sends: UTF-8, and a JSON object or a form (whose `payload`, if any,
-    is a JSON object)."""
+    is a JSON object). Returns the JSON object of a JSON body."""
     try:
         text = body.decode("utf-8")
         if content_type.startswith("application/json"):
-            if not isinstance(json.loads(text), dict):
+            parsed = json.loads(text)
+            if not isinstance(parsed, dict):
                 raise ValueError("not a JSON object")
-        else:
-            payload = parse_qs(text, strict_parsing=bool(text)).get("payload")
-            if payload and not isinstance(json.loads(payload[0]), dict):
-                raise ValueError("payload is not a JSON object")
+            return parsed
+        payload = parse_qs(text, strict_parsing=bool(text)).get("payload")
+        if payload and not isinstance(json.loads(payload[0]), dict):
+            raise ValueError("payload is not a JSON object")
+        return None
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise Refused("400 Bad Request", f"a signed body that does not parse ({type(exc).__name__})") from None
 
