@@ -189,3 +189,33 @@ def test_the_front_refuses_what_is_not_slacks_and_relays_commands_to_the_bot(ing
     finally:
         log = serve.stop()
     assert log.count("refused a request") >= 4 and SECRET not in log
+
+
+def test_an_event_that_keeps_failing_is_dropped_after_a_few_attempts_and_the_others_are_taken_in(tmp_path, caplog):
+    import threading
+
+    from bot.slack.inbox import Inbox
+    from bot.slack.relay import MAX_ATTEMPTS, Front
+
+    class App:
+        def __init__(self):
+            self.seen = []
+
+        def dispatch(self, request):
+            self.seen.append(request.body.get("event"))
+            if request.body.get("event") == "poison":
+                raise RuntimeError("this event always fails")
+
+    inbox = Inbox(tmp_path / "slack-inbox.sqlite")
+    inbox.keep([('{"event": "poison"}', {}), ('{"event": "fine"}', {})])
+    front = Front.__new__(Front)  # the inbox rounds alone: no port, no front process
+    front.app, front.inbox, front._lock, front._taken, front._taking = App(), inbox, threading.Lock(), [], set()
+    for _ in range(MAX_ATTEMPTS + 2):
+        front._forget_taken()
+        for row in inbox.oldest():
+            front._handle(*row)
+    front._forget_taken()
+    assert inbox.count() == 0
+    assert front.app.seen.count("fine") == 1
+    assert front.app.seen.count("poison") == MAX_ATTEMPTS
+    assert any("dropped" in r.getMessage() for r in caplog.records)

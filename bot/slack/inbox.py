@@ -15,7 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-_SCHEMA = "CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, at REAL NOT NULL, body TEXT NOT NULL, headers TEXT NOT NULL)"
+_SCHEMA = ("CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, at REAL NOT NULL, body TEXT NOT NULL, "
+           "headers TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0)")
 
 
 class Inbox:
@@ -56,6 +57,15 @@ class Inbox:
         """The oldest events not yet taken in: (id, body, headers)."""
         rows = self._conn().execute("SELECT id, body, headers FROM inbox ORDER BY id LIMIT ?", (limit,)).fetchall()
         return [(id_, body, json.loads(headers)) for id_, body, headers in rows]
+
+    def failed(self, id_: int) -> int:
+        """Count a failed attempt at taking in an event; how many it has had."""
+        conn = self._conn()
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("UPDATE inbox SET attempts = attempts + 1 WHERE id = ?", (id_,))
+            row = conn.execute("SELECT attempts FROM inbox WHERE id = ?", (id_,)).fetchone()
+        return row[0] if row else 0
 
     def forget(self, ids: list[int]) -> None:
         """Remove events taken in."""

@@ -32,6 +32,7 @@ from .inbox import Inbox
 log = logging.getLogger("dealbot.slack")
 
 RESTART_BACKOFF = (1.0, 30.0)  # seconds before restarting a front that exited: first, and at most
+MAX_ATTEMPTS = 3  # failed takes of one event before it is dropped with a log line: one bad event never loops forever
 
 
 class Front:
@@ -142,13 +143,25 @@ class Front:
                 self.app.dispatch(BoltRequest(body=body, headers=headers))
             handled = True
         except Exception:
-            log.exception("taking in an event failed; it is taken in again later")
+            attempts = self._failed(row_id)
+            if attempts >= MAX_ATTEMPTS:
+                log.exception("taking in inbox event %d failed %d times; it is dropped", row_id, attempts)
+                handled = True  # removed with the rows handled
+            else:
+                log.exception("taking in inbox event %d failed; it is taken in again later", row_id)
         finally:
             with self._lock:
                 if handled:
                     self._taken.append(row_id)
                 else:
                     self._taking.discard(row_id)
+
+    def _failed(self, row_id: int) -> int:
+        try:
+            return self.inbox.failed(row_id)
+        except Exception:  # the file is busy: the event stays and is tried again
+            log.warning("could not count a failed attempt on inbox event %d", row_id, exc_info=True)
+            return 0
 
     # ------------------------------------------------------------------ relayed requests
 
