@@ -69,10 +69,18 @@ class Candidate:
 def compose(reading: Reading, hits: list[Hit], stats: CorpusStats, min_score: float, explain: bool = False) -> Answer:
     """An Answer of 1-3 cited sentences from `hits`, or an abstention when the evidence is weak. With `explain`,
     the Answer also lists the best candidate sentences with their signals and why each was chosen or not."""
+    return compose_ranked(reading, hits, stats, min_score, explain)[0]
+
+
+def compose_ranked(
+    reading: Reading, hits: list[Hit], stats: CorpusStats, min_score: float, explain: bool = False
+) -> tuple[Answer, list[Candidate]]:
+    """`compose`, and the ranking of every sentence it was chosen from (`rank`; empty when the question was not
+    ranked at all), for the related passages to reuse."""
     answer, candidates, chosen = _compose(reading, hits, stats, min_score)
-    if not explain:
-        return answer
-    return dataclasses.replace(answer, considered=_considered(answer, candidates, chosen))
+    if explain:
+        answer = dataclasses.replace(answer, considered=_considered(answer, candidates, chosen))
+    return answer, candidates
 
 
 def _compose(reading: Reading, hits: list[Hit], stats: CorpusStats, min_score: float):

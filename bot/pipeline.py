@@ -10,7 +10,7 @@ from ingest.embed import Embedder
 from ingest.settings import Settings
 from ingest.store import open_embedder, open_index, read_access
 
-from .answer import compose, uncovered
+from .answer import compose_ranked, uncovered
 from .question import Reading, prepare, read
 from .related import with_related
 from .retrieve import Filters, Retriever
@@ -106,7 +106,7 @@ class Pipeline:
         reading, combined, hits = self.retrieve(question, history, filters)
         stats = self.retriever.stats
         t1 = time.perf_counter()
-        answer = compose(reading, hits, stats, threshold, explain=explain)
+        answer, ranked = compose_ranked(reading, hits, stats, threshold, explain=explain)
         t2 = time.perf_counter()
         timings = {"retrieve": round((t1 - t0) * 1000, 2), "compose": round((t2 - t1) * 1000, 2)}
         if self.llm is not None and use_llm:
@@ -118,6 +118,6 @@ class Pipeline:
             timings["generate"] = round((t3 - t2) * 1000, 2)
             t2 = t3
         # Where else the answer may be: from the same retrieval, whoever wrote the answer.
-        answer = with_related(reading, answer, hits, stats, explain=explain)
+        answer = with_related(reading, answer, hits, stats, explain=explain, ranked=ranked)
         timings["total"] = round((time.perf_counter() - t0) * 1000, 2)
         return dataclasses.replace(answer, timings_ms=timings, asked=reading.text, filters=combined.describe(), reading=reading)

@@ -2,22 +2,28 @@
 
 The composer chooses one to three sentences, and on questions nobody tuned it on it often chooses the wrong ones
 although retrieval found the right passage. So every reply also shows up to RELATED_MAX passages of the same
-retrieval from articles the answer does not cite, each by the sentence of it that best matches the question; an
-abstention shows them too, so a miss still points somewhere. Nothing here changes the answer itself.
+retrieval from articles the answer does not cite, each by one sentence of it; an abstention shows them too, so a
+miss still points somewhere. Nothing here changes the answer itself.
 
-- One passage per article: the one holding the article's sentence that matches the question best (PICK_SIMILARITY_WEIGHT).
-- Ranked by the retrieval's fused score of that passage (reciprocal rank fusion of the dense and BM25 ranks).
+- One passage per article: the one holding the article's best sentence for the question. A sentence is rated the
+  way the composer rates it (bot/answer.py `rank`: similarity, the question's terms, whether it holds the kind of
+  answer asked for, what it adds beyond the question) blended with its plain match to the question
+  and with how much closer to the question it is than the rest of its passage (PICK_ANSWER_WEIGHT,
+  PICK_SIMILARITY_WEIGHT, PICK_DISTINCT_WEIGHT): an article's lead restates the topic, the sentence that answers
+  is often the next one.
+- The RELATED_MAX articles whose sentences rate best are shown, ranked by the retrieval's fused score of their
+  passages (reciprocal rank fusion of the dense and BM25 ranks).
 - None from a cited article or from a syndicated copy of one (the same story under another URL: the citation's
   alternates), and none whose sentence repeats one already on screen.
-- A passage "far below the answer's evidence" is not shown: its best sentence must match the question at least
+- A passage "far below the answer's evidence" is not shown: its sentence must match the question at least
   FAR_BELOW times as well as the answer's own evidence does (the match being the composer's evidence measure: the
   mean of the sentence's similarity to the question and its share of the question's terms). For an abstention the
   reference is the best related sentence's match.
 - An off-topic question ("what's the capital of Australia?") gets none: when no retrieved sentence matches it as
   well as OFF_TOPIC_MATCH, nothing retrieved is related to it.
 
-PICK_SIMILARITY_WEIGHT, FAR_BELOW and OFF_TOPIC_MATCH were chosen on the dev split of tests/eval (see its README);
-`dealbot eval --calibrate` recomputes OFF_TOPIC_MATCH.
+The PICK_ weights, FAR_BELOW and OFF_TOPIC_MATCH were chosen on the dev split of
+tests/eval (see its README and bench/related.py); `dealbot eval --calibrate` recomputes OFF_TOPIC_MATCH.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import dataclasses
 from functools import lru_cache
 from typing import Sequence
 
+from .answer import Candidate, rank
 from .question import Reading
 from .retrieve import CorpusStats
 from .text import terms
@@ -40,8 +47,13 @@ OFF_TOPIC_MATCH = 0.233
 # How well a sentence matches the question: the composer's evidence measure (bot/answer.py), the mean of its
 # similarity to the question and its rarity-weighted share of the question's terms (terms no article has count).
 MATCH_SIMILARITY_WEIGHT = 0.5
-# Which sentence of an article is shown: the one with the best weighted sum of the same two.
+# Which sentence of an article is shown: the best blend of the composer's score (relative to the best sentence's)
+# and a weighted sum of the same two (similarity, question terms), plus how much closer to the question the
+# sentence is than its passage's sentences on average. Sentence vectors are read in their passage's context, so
+# every sentence of a passage about the topic is similar to the question; what sets one apart is the difference.
+PICK_ANSWER_WEIGHT = 0.4
 PICK_SIMILARITY_WEIGHT = 0.3
+PICK_DISTINCT_WEIGHT = 0.4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,20 +61,25 @@ class _Candidate:
     hit: Hit
     sentence: str
     match: float
+    pick: float = 0.0  # how the sentence rates for the question; the best RELATED_MAX articles are shown
 
 
-def with_related(reading: Reading, answer: Answer, hits: Sequence[Hit], stats: CorpusStats, explain: bool = False) -> Answer:
-    """`answer` with its related passages (and, with `explain`, why each retrieved article's was shown or not)."""
-    related, choices = choose(reading, answer, hits, stats)
+def with_related(
+    reading: Reading, answer: Answer, hits: Sequence[Hit], stats: CorpusStats, explain: bool = False,
+    ranked: Sequence[Candidate] = (),
+) -> Answer:
+    """`answer` with its related passages (and, with `explain`, why each retrieved article's was shown or not).
+    `ranked`: the composer's ranking of the sentences of `hits`, when it has one (else it is computed here)."""
+    related, choices = choose(reading, answer, hits, stats, ranked)
     return dataclasses.replace(answer, related=related, related_choices=choices if explain else ())
 
 
 def choose(
-    reading: Reading, answer: Answer, hits: Sequence[Hit], stats: CorpusStats
+    reading: Reading, answer: Answer, hits: Sequence[Hit], stats: CorpusStats, ranked: Sequence[Candidate] = ()
 ) -> tuple[tuple[Related, ...], tuple[RelatedChoice, ...]]:
-    """The related passages for `answer`, best first, and a choice (shown or why not) for every retrieved article."""
-    candidates = _candidates(reading, hits, stats)
-    topical = topicality(candidates)
+    """The related passages for `answer`, in fused order, and a choice (shown or why not) for every retrieved
+    article, best rated first."""
+    candidates, topical = _rated(reading, hits, stats, ranked)
     if topical < OFF_TOPIC_MATCH:
         why = f"not shown: the question is off-topic (best match {topical:.3f} < {OFF_TOPIC_MATCH:g})"
         return (), tuple(_choice(c, False, why) for c in candidates)
@@ -77,18 +94,14 @@ def choose(
         if not why:
             shown.append(Related.of(c.hit, c.sentence))
             on_screen.add(_plain(c.sentence))
-        choices.append(_choice(c, not why, why or f"shown: best sentence matches {c.match:.3f}"))
-    return tuple(shown), tuple(choices)
-
-
-def topicality(candidates: Sequence[_Candidate]) -> float:
-    """How related the question is to anything retrieved: the best match of a candidate sentence (0 for none)."""
-    return max((c.match for c in candidates), default=0.0)
+        choices.append(_choice(c, not why, why or f"shown: its sentence matches {c.match:.3f}, rated {c.pick:.3f}"))
+    return tuple(sorted(shown, key=lambda r: r.score, reverse=True)), tuple(choices)
 
 
 def question_topicality(reading: Reading, hits: Sequence[Hit], stats: CorpusStats) -> float:
-    """`topicality` of the question's retrieved passages (what the off-topic cut applies to; for calibration)."""
-    return topicality(_candidates(reading, hits, stats))
+    """How related the question is to anything retrieved: the best match of any retrieved sentence (0 for none).
+    The off-topic cut applies to it (and its calibration reads it)."""
+    return _rated(reading, hits, stats)[1]
 
 
 def _why_not(c: _Candidate, cited_docs, copies, on_screen, reference: float, count: int) -> str:
@@ -106,24 +119,30 @@ def _why_not(c: _Candidate, cited_docs, copies, on_screen, reference: float, cou
     return ""
 
 
-def _candidates(reading: Reading, hits: Sequence[Hit], stats: CorpusStats) -> list[_Candidate]:
-    """For each article retrieved, its sentence that best matches the question and the passage it is in, in the
-    fused-score order of those passages."""
+def _rated(
+    reading: Reading, hits: Sequence[Hit], stats: CorpusStats, ranked: Sequence[Candidate] = ()
+) -> tuple[list[_Candidate], float]:
+    """For each article retrieved, its best-rated sentence for the question and the passage it is in, best rated
+    first; and the best match of any retrieved sentence (how related the question is to what was retrieved)."""
     weight = {t: stats.idf(t) for t in reading.terms}
     wanted = weight.keys()
     total = sum(weight.values()) or 1.0
-    best: dict[str, tuple[float, float, Hit, str]] = {}  # doc_id -> (pick, match, hit, sentence)
-    for hit in hits:
-        for (s, e), similarity in zip(hit.sentences, hit.sentence_scores):
-            text = hit.text[s:e]
-            share = sum(weight[t] for t in wanted & _terms(text)) / total
-            similarity = max(0.0, similarity)
-            pick = PICK_SIMILARITY_WEIGHT * similarity + (1 - PICK_SIMILARITY_WEIGHT) * share
-            if hit.doc_id not in best or pick > best[hit.doc_id][0]:
-                match = MATCH_SIMILARITY_WEIGHT * similarity + (1 - MATCH_SIMILARITY_WEIGHT) * share
-                best[hit.doc_id] = (pick, match, hit, text)
-    found = [_Candidate(hit, text, match) for _, match, hit, text in best.values()]
-    return sorted(found, key=lambda c: c.hit.fused, reverse=True)
+    ranked = ranked or rank(reading, list(hits), stats)
+    top = max((c.score for c in ranked), default=0.0) or 1.0
+    usual = {h.id: sum(h.sentence_scores) / len(h.sentence_scores) for h in hits if h.sentence_scores}
+    best: dict[str, _Candidate] = {}
+    topical = 0.0
+    for c in ranked:
+        share = sum(weight[t] for t in wanted & _terms(c.text)) / total
+        similarity = c.signals["sentence"]
+        match = MATCH_SIMILARITY_WEIGHT * similarity + (1 - MATCH_SIMILARITY_WEIGHT) * share
+        plain = PICK_SIMILARITY_WEIGHT * similarity + (1 - PICK_SIMILARITY_WEIGHT) * share
+        distinct = similarity - usual.get(c.hit.id, similarity)
+        pick = PICK_ANSWER_WEIGHT * c.score / top + (1 - PICK_ANSWER_WEIGHT) * plain + PICK_DISTINCT_WEIGHT * distinct
+        topical = max(topical, match)
+        if c.hit.doc_id not in best or pick > best[c.hit.doc_id].pick:
+            best[c.hit.doc_id] = _Candidate(c.hit, c.text, match, pick)
+    return sorted(best.values(), key=lambda c: c.pick, reverse=True), topical
 
 
 @lru_cache(maxsize=100_000)

@@ -84,8 +84,8 @@ def explain_text(answer: Answer, width: int = 100) -> str:
             lines.append(f"        {c.why}")
     if answer.related_choices:
         lines.append(
-            "\nrelated passages (best sentence of each article not cited, in fused order; match = the sentence's "
-            "similarity and share of the question's terms):"
+            "\nrelated passages (the best-rated sentence of each article, best rated first; shown ones are listed "
+            "in fused order; match = the sentence's similarity and share of the question's terms):"
         )
         for r in answer.related_choices:
             lines.append(f"  {r.score:6.4f} {r.match:5.3f}  {r.title[:50]}: {r.why}")

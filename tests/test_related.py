@@ -156,8 +156,8 @@ def test_an_off_topic_question_gets_the_plain_reply_and_no_passages(pipeline):
 
 def test_the_off_topic_cut_is_applied_to_the_best_match(pipeline, monkeypatch):
     a = pipeline.ask("What did Greer say about the Busan meeting?")
-    best = max(c.match for c in related_module._candidates(a.reading, a.hits, pipeline.retriever.stats))
-    assert best >= OFF_TOPIC_MATCH
+    best = related_module.question_topicality(a.reading, a.hits, pipeline.retriever.stats)
+    assert best >= OFF_TOPIC_MATCH and best >= max(c.match for c in choose(a.reading, a, a.hits, pipeline.retriever.stats)[1])
     monkeypatch.setattr(related_module, "OFF_TOPIC_MATCH", best + 0.001)
     assert choose(a.reading, a, a.hits, pipeline.retriever.stats)[0] == ()
 
