@@ -128,7 +128,7 @@ def _rated(
     wanted = weight.keys()
     total = sum(weight.values()) or 1.0
     ranked = ranked or rank(reading, list(hits), stats)
-    top = max((c.score for c in ranked), default=0.0) or 1.0
+    top = (ranked[0].score if ranked else 0.0) or 1.0  # `rank` gives the best first
     usual = {h.id: sum(h.sentence_scores) / len(h.sentence_scores) for h in hits if h.sentence_scores}
     best: dict[str, _Candidate] = {}
     topical = 0.0
