@@ -170,6 +170,15 @@ def build(data: Path, seed_path: Path, passages: int) -> None:
         if sum(len(b[0]) for b in batch) >= 2000:
             flush()
     flush()
+    try:  # the lexical index the ingest keeps beside the data, as a run that had written these would have left it
+        from ingest.lexical import LexicalStore, path_for
+    except ImportError:  # code that has none
+        pass
+    else:
+        from bot.text import Lexicon
+
+        store = LexicalStore(path_for(settings.data_dir, settings.collection), index.store_id)
+        store.sync(index, Lexicon(settings.vocabulary).alias_forms)
     import ingest.index
 
     print(json.dumps({"code": ingest.index.__file__, "documents": i - skipped, "passages": stored, "skipped": skipped,
@@ -254,9 +263,59 @@ def _new_article() -> str:
 
 
 def query_figures(code: Path, work: Path, env: dict, passages: int) -> dict:
-    """The query-side figures for one size (start_s, refresh_s, rss_mb, ask_p50_ms, ask_p99_ms, filtered_p50_ms,
-    stall_ms, slowest_ms, and the server-mode run): added here by the retrieval side."""
-    return {}
+    """The query-side figures for one size, measured in a fresh process with the code in `code`: start_s (a cold
+    `Pipeline()`, model load included), rss_mb after the warm-up, ask p50/p99 over the eval questions asked twice
+    (the second round counted), filtered_p50_ms over the same questions with a date filter, slowest_ms (the slowest
+    eval question, warm), refresh_s (`Pipeline.refresh()` after an in-process ingest added one article).
+    stall_ms and the server-mode run are not measured (nan)."""
+    done, _ = _run(code, [str(ROOT / "bench" / "scale.py"), "query", str(work)], env)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+QUESTIONS = ROOT / "tests" / "eval"
+
+
+def query(work: Path) -> None:
+    """The child of query_figures: prints its figures as one JSON line."""
+    import numpy as np
+
+    from bot.pipeline import Pipeline
+    from bot.retrieve import Filters
+    from ingest.settings import load_settings
+    from ingest.sync import run_ingest
+
+    questions = [json.loads(line)["question"] for f in sorted(QUESTIONS.glob("*.jsonl"))
+                 for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    settings = load_settings()
+    start = time.perf_counter()
+    pipeline = Pipeline(settings)
+    start_s = time.perf_counter() - start
+
+    def timed(filters=None) -> list[float]:
+        out = []
+        for q in questions:
+            t = time.perf_counter()
+            pipeline.ask(q, filters=filters)
+            out.append((time.perf_counter() - t) * 1000)
+        return out
+
+    timed()  # warm-up
+    plain = timed()
+    dated = Filters(since="2025-07-01")
+    timed(dated)
+    filtered = timed(dated)
+    rss = int(re.search(r"VmRSS:\s+(\d+)", Path("/proc/self/status").read_text())[1]) / 1024
+    new = work / "corpus" / "small" / "zz-refresh-article.md"
+    new.write_text(_new_article().replace("a new article", "an article added before a refresh")
+                   .replace("published: 2025-12-30", "published: 2025-12-31"), encoding="utf-8")
+    run_ingest(settings, [str(new.parent)], embedder=pipeline.embedder)
+    start = time.perf_counter()
+    pipeline.refresh()
+    refresh_s = time.perf_counter() - start
+    print(json.dumps({"start_s": start_s, "refresh_s": refresh_s, "rss_mb": rss,
+                      "ask_p50_ms": float(np.percentile(plain, 50)), "ask_p99_ms": float(np.percentile(plain, 99)),
+                      "filtered_p50_ms": float(np.percentile(filtered, 50)), "slowest_ms": max(plain),
+                      "questions": len(questions)}))
 
 
 # ------------------------------------------------------------------------------------------------------- report
@@ -270,6 +329,8 @@ def _fmt(value) -> str:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "build":
         return build(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+    if len(sys.argv) > 1 and sys.argv[1] == "query":
+        return query(Path(sys.argv[2]))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("passages", nargs="*", type=int, default=[10000, 30000, 100000])
     parser.add_argument("--compare", type=Path, help="also measure the code in this directory (another checkout)")

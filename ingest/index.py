@@ -214,6 +214,9 @@ def _client(settings: Settings):
     return client
 
 
+WRITTEN_KEPT = 5_000  # passages (with their sentence vectors, about 25 MB)
+
+
 class Index:
     """One Chroma collection of passages, opened for reading or writing (`create`: the ingest, which also
     migrates an index written with an older schema)."""
@@ -224,6 +227,9 @@ class Index:
         self.client = _client(settings)
         self.collection = self._open_collection(create, dimensions)
         self._hidden: frozenset[str] = frozenset()
+        # The passages this Index wrote, as readers will read them (up to WRITTEN_KEPT), so that what is derived
+        # from them (ingest.lexical) need not read them back.
+        self.written: list[Row] | None = []
         if create and self.collection is not None:
             self._upgrade()
 
@@ -522,6 +528,7 @@ class Index:
                     meta["minhash"] = more["minhash"]
                 metadatas.append(meta)
             ids = [passage_id(p) for p in chunk]
+            self._keep(ids, chunk, metadatas, sentence_vectors[lo : lo + batch])
             self.vectors.put(zip(ids, sentence_vectors[lo : lo + batch]))
             collection.upsert(
                 ids=ids,
@@ -531,6 +538,14 @@ class Index:
             )
         for st in docs:
             self.documents.mark(st.key, st.version, True)
+
+    def _keep(self, ids, passages, metadatas, sentence_vectors) -> None:
+        if self.written is None:
+            return
+        if len(self.written) + len(ids) > WRITTEN_KEPT:
+            self.written = None  # a large run: whatever needs its passages reads them back
+            return
+        self.written += [Row(i, p.text, m, sidecar.encode(v)) for i, p, m, v in zip(ids, passages, metadatas, sentence_vectors)]
 
     def add_alternate(self, state: DocState, location: str, outlet: str = "") -> None:
         """Record `location` as another place the document `state` was published (by `outlet`, when known)."""

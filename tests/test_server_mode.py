@@ -53,5 +53,6 @@ def test_with_a_server_writers_need_no_lock_and_a_running_bot_sees_new_articles(
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout.splitlines()[-1])["added"] == 1
 
+    assert bot.retriever.caught_up(60)  # the background refresh, never a question, brings the new article in
     answer = bot.ask(question)
     assert answer.answered and "Tianjin" in answer.text
