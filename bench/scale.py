@@ -262,12 +262,52 @@ def _new_article() -> str:
             + " ".join(sentences) + "\n")
 
 
+def server_figures(code: Path, work: Path, seed: Path, passages: int) -> dict:
+    """The query-side figures against a `chroma run` server on loopback, prefixed `server_`: the index built through
+    the server, a bot replica with a data directory of its own. `server_first_start_s` is a replica's first start
+    (its lexical copy built from the server); `server_start_s` a restart."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    chroma = Path(sys.executable).parent / "chroma"
+    server = subprocess.Popen([str(chroma), "run", "--path", str(work / "server"), "--host", "127.0.0.1", "--port",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("chroma run did not start") from None
+                time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}"
+        _run(code, [str(ROOT / "bench" / "scale.py"), "build", str(work), str(seed), str(passages)],
+             {"DEALBOT_CHROMA_URL": url, "DEALBOT_DATA_DIR": str(work / "builder")})
+        corpus = work / "corpus"
+        env = {"DEALBOT_CHROMA_URL": url, "DEALBOT_DATA_DIR": str(work / "replica"),
+               "DEALBOT_SOURCES": ",".join(str(p.resolve()) for p in sorted(corpus.iterdir()))}
+        code_ = "import time; t = time.perf_counter(); from bot.pipeline import Pipeline; from ingest.settings import " \
+                "load_settings; Pipeline(load_settings()); print(time.perf_counter() - t)"
+        done, _ = _run(code, ["-c", code_], env)
+        figures = {"first_start_s": float(done.stdout.split()[-1]), **query_figures(code, work, env, passages)}
+        return {f"server_{k}": v for k, v in figures.items() if k != "questions"}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def query_figures(code: Path, work: Path, env: dict, passages: int) -> dict:
     """The query-side figures for one size, measured in a fresh process with the code in `code`: start_s (a cold
     `Pipeline()`, model load included), rss_mb after the warm-up, ask p50/p99 over the eval questions asked twice
-    (the second round counted), filtered_p50_ms over the same questions with a date filter, slowest_ms (the slowest
-    eval question, warm), refresh_s (`Pipeline.refresh()` after an in-process ingest added one article).
-    stall_ms and the server-mode run are not measured (nan)."""
+    (the second round counted), filtered_p50_ms / outlet_p50_ms over the same questions with a date filter and an
+    outlet filter, slowest_ms (the slowest eval question, warm), stall_ms (the most any question asked while an
+    article is added and taken in waited over its own warm time), refresh_s (`Pipeline.refresh()` after an
+    ingest added one article)."""
     done, _ = _run(code, [str(ROOT / "bench" / "scale.py"), "query", str(work)], env)
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -277,6 +317,8 @@ QUESTIONS = ROOT / "tests" / "eval"
 
 def query(work: Path) -> None:
     """The child of query_figures: prints its figures as one JSON line."""
+    import threading
+
     import numpy as np
 
     from bot.pipeline import Pipeline
@@ -301,20 +343,67 @@ def query(work: Path) -> None:
 
     timed()  # warm-up
     plain = timed()
-    dated = Filters(since="2025-07-01")
+    dated, outlet = Filters(since="2025-07-01"), Filters(sources=(OUTLETS[7],))
     timed(dated)
     filtered = timed(dated)
+    timed(outlet)
+    by_outlet = timed(outlet)
     rss = int(re.search(r"VmRSS:\s+(\d+)", Path("/proc/self/status").read_text())[1]) / 1024
-    new = work / "corpus" / "small" / "zz-refresh-article.md"
-    new.write_text(_new_article().replace("a new article", "an article added before a refresh")
-                   .replace("published: 2025-12-30", "published: 2025-12-31"), encoding="utf-8")
-    run_ingest(settings, [str(new.parent)], embedder=pipeline.embedder)
+    own = dict(zip(questions, plain))
+    small = work / "corpus" / "small"
+
+    def add_article(name: str, day: str) -> None:
+        """One new article in the small folder, added by an ingest: in this process (embedded, as `serve` runs
+        its schedule), or by a `dealbot ingest` process of its own (server mode, as another host would)."""
+        (small / name).write_text(_new_article().replace("a new article", f"an article {name}")
+                                  .replace("published: 2025-12-30", f"published: {day}"), encoding="utf-8")
+        if settings.server_mode:
+            env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+            subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "ingest", "--source", str(small)],
+                           env=env, check=True, capture_output=True, timeout=600)
+        else:
+            run_ingest(settings, [str(small)], embedder=pipeline.embedder)
+
+    # stall: questions asked one after another while an article is added and the bot takes it in; each one's time
+    # over its own warm time (the most any question waited).
+    done, waits = threading.Event(), []
+
+    def writer() -> None:
+        try:
+            add_article("zz-stall-article.md", "2025-12-29")
+            if not settings.server_mode:
+                pipeline.refresh()  # what `serve` does after each scheduled run
+            else:
+                pipeline.retriever.caught_up(120)  # the background refresh
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    i = 0
+    while not done.is_set() or i < 10:
+        q = questions[i % len(questions)]
+        i += 1
+        t = time.perf_counter()
+        pipeline.ask(q)
+        waits.append((time.perf_counter() - t) * 1000 - own[q])
+    thread.join()
+    # refresh_s: `Pipeline.refresh()` alone, after another article was added.
+    add_article("zz-refresh-article.md", "2025-12-31")
     start = time.perf_counter()
     pipeline.refresh()
     refresh_s = time.perf_counter() - start
+    seen = pipeline.retrieve("an article zz-refresh-article.md")[2]
     print(json.dumps({"start_s": start_s, "refresh_s": refresh_s, "rss_mb": rss,
-                      "ask_p50_ms": float(np.percentile(plain, 50)), "ask_p99_ms": float(np.percentile(plain, 99)),
-                      "filtered_p50_ms": float(np.percentile(filtered, 50)), "slowest_ms": max(plain),
+                      "ask_p50_ms": float(np.percentile(plain, 50)), "ask_p95_ms": float(np.percentile(plain, 95)),
+                      "ask_p99_ms": float(np.percentile(plain, 99)),
+                      "filtered_p50_ms": float(np.percentile(filtered, 50)),
+                      "filtered_p99_ms": float(np.percentile(filtered, 99)),
+                      "outlet_p50_ms": float(np.percentile(by_outlet, 50)),
+                      "outlet_p99_ms": float(np.percentile(by_outlet, 99)),
+                      "stall_ms": max(waits), "stall_questions": len(waits), "slowest_ms": max(plain),
+                      "new_article_found": any("zz-refresh-article" in h.title or "zz-refresh-article" in h.text
+                                               for h in seen),
                       "questions": len(questions)}))
 
 
@@ -334,6 +423,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("passages", nargs="*", type=int, default=[10000, 30000, 100000])
     parser.add_argument("--compare", type=Path, help="also measure the code in this directory (another checkout)")
+    parser.add_argument("--no-server", dest="server", action="store_false",
+                        help="skip the run against a `chroma run` server")
     parser.add_argument("--keep", type=Path, help="build under this directory and keep it (default: a temp dir)")
     args = parser.parse_args()
     trees = [("this", ROOT)] + ([("compare", args.compare.resolve())] if args.compare else [])
@@ -347,6 +438,9 @@ def main() -> None:
                 work = tmp / f"{label}-{n}"
                 figures = store_figures(code, work, seed, n)
                 figures.update(query_figures(code, work, figures.pop("env"), n))
+                if args.server:
+                    shutil.rmtree(work / "corpus", ignore_errors=True)
+                    figures.update(server_figures(code, work, seed, n))
                 results[(label, n)] = figures
                 print(f"{label:>8} {n:>7} passages: " + " ".join(f"{k}={_fmt(v)}" for k, v in figures.items()), flush=True)
                 if args.keep is None:

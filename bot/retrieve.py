@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ingest.embed import Embedder
-from ingest.index import Index, Row
-from ingest.lexical import ACRONYM_LETTERS, LexicalStore, Snapshot, path_for
+from ingest.index import Index, Row, meta_problem, outlet_key, published_ymd
+from ingest.lexical import ACRONYM_LETTERS, LexicalStore, Snapshot, path_for, shown_versions, unpack
 
 from .text import STOPWORDS, _plain, is_calendar, stem, terms, words
 from .types import Hit
@@ -198,11 +198,11 @@ class _Brief:
     fingerprint: str
 
 
-_FULL = "id, doc_id, title, location, text, start, sents, url, outlet, published, alts, doc_key, version, n"
+_FULL = "id, doc_id, title, location, start, sents, url, outlet, published, alts, doc_key, version, n"
 
 
-def _from_row(row: tuple, vectors: np.ndarray) -> _Stored:
-    pid, doc_id, title, location, text, start, sents, url, outlet, published, alts, key, version, n = row
+def _from_row(row: tuple, text: str, vectors: np.ndarray) -> _Stored:
+    pid, doc_id, title, location, start, sents, url, outlet, published, alts, key, version, n = row
     hit = Hit(
         id=pid, doc_id=doc_id, title=title, source=location, text=text, start=start,
         sentences=tuple(tuple(s) for s in json.loads(sents)), score=0.0, sentence_scores=(),
@@ -224,8 +224,17 @@ class _Passages(Mapping):
             return {}
         marks = ",".join("?" * len(ids))
         rows = self._snap.query(f"SELECT {_FULL} FROM passages WHERE id IN ({marks})", ids)
-        vectors = self._index.sentence_vectors([r[0] for r in rows])
-        return {r[0]: _from_row(r, vectors[r[0]]) for r in rows if r[0] in vectors}
+        payloads = self._index.payloads([r[0] for r in rows])
+        out = {}
+        for r in rows:
+            if r[0] in payloads:
+                text, vectors = payloads[r[0]]
+                stored = _from_row(r, text, vectors)
+                if len(vectors) == len(stored.hit.sentences) and all(e <= len(text) for _, e in stored.hit.sentences):
+                    out[r[0]] = stored
+                else:
+                    log.warning("skipping passage %s: its text or sentence vectors do not match its sentences", r[0])
+        return out
 
     def briefs(self, ids: list[str]) -> dict[str, _Brief]:
         if not ids:
@@ -266,7 +275,7 @@ class _Documents(Mapping):
         found = self._snap.query("SELECT text FROM docs WHERE doc_id = ? ORDER BY first_pos LIMIT 1", (doc,))
         if not found:
             raise KeyError(doc)
-        return found[0][0]
+        return unpack(found[0][0])
 
     def __iter__(self):
         return iter(dict.fromkeys(d for (d,) in self._snap.query("SELECT doc_id FROM docs ORDER BY first_pos")))
@@ -279,7 +288,7 @@ class _Documents(Mapping):
         for doc, text in self._snap.query("SELECT doc_id, text FROM docs ORDER BY first_pos"):
             if doc not in seen:
                 seen.add(doc)
-                yield text
+                yield unpack(text)
 
 
 class _DocumentTerms(Mapping):
@@ -346,6 +355,7 @@ class Retriever:
         with self._reloading:
             count = self.index.count()
             self.store.sync(self.index, self.alias_forms)
+            self.index.unhide()  # rows found stray are looked at again against the new snapshot
             snap = self.store.snapshot()
             stats = CorpusStats.from_snapshot(snap)
             newest = snap.query("SELECT max(published) FROM passages WHERE published != ''")[0][0] or None
@@ -377,7 +387,13 @@ class Retriever:
 
     def _reload_soon(self) -> None:
         if not self._reloading.locked():
-            threading.Thread(target=self.reload, name="dealbot-reload", daemon=True).start()
+            threading.Thread(target=self._reload_quietly, name="dealbot-reload", daemon=True).start()
+
+    def _reload_quietly(self) -> None:
+        try:
+            self.reload()
+        except Exception as exc:  # the snapshot in use stays; the next refresh retries
+            log.warning("refresh failed: %s: %s", type(exc).__name__, exc)
 
     def caught_up(self, timeout: float) -> bool:
         """Wait (up to `timeout` seconds) until the snapshot holds as many passages as the collection: for callers
@@ -392,39 +408,77 @@ class Retriever:
     def close(self) -> None:
         self._stop.set()
 
-    def lexical(self, question: str, n: int) -> list[tuple[str, float]]:
-        """Ids and BM25 scores of the `n` best passages by BM25, best first (only those sharing a term)."""
+    def lexical(self, question: str, n: int, filters: Filters | None = None) -> list[tuple[str, float]]:
+        """Ids and BM25 scores of the `n` best passages by BM25 that `filters` admits, best first (only those
+        sharing a term)."""
         with self._lock:
-            return self._lexical(question, n)
+            return self._lexical(question, n, filters)
 
-    def _lexical(self, question: str, n: int, admitted: frozenset[str] | None = None) -> list[tuple[str, float]]:
+    def _lexical(self, question: str, n: int, filters: Filters | None = None) -> list[tuple[str, float]]:
         snap = self._snap
         q = [t for t in terms(question) if t in self.stats.df]
         if not q or not snap.size:
             return []
         scores = snap.scores(q)
-        n = min(n, len(scores))
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top])]
-        top = [i for i in top if scores[i] > 0]
-        return list(zip(snap.ids_at(top), (float(scores[i]) for i in top)))
+        # Filtered, twice as many are taken, and those the filter admits kept.
+        m = min(2 * n if filters else n, len(scores))
+        top = np.argpartition(-scores, m - 1)[:m]
+        top = [i for i in top[np.argsort(-scores[top])] if scores[i] > 0]
+        found = list(zip(snap.ids_at(top), (float(scores[i]) for i in top)))
+        if filters and found:
+            sql, args = self._filter_sql(filters)
+            ids = [p for p, _ in found]
+            admitted = {p for (p,) in snap.query(
+                f"SELECT id FROM passages WHERE id IN ({','.join('?' * len(ids))}) AND {sql}", ids + args)}
+            found = [(p, s) for p, s in found if p in admitted][:n]
+        return found
 
     def admitted(self, filters: Filters) -> set[str]:
-        """The ids of the passages `filters` admits: the dates compared in the query, the outlets after."""
-        sql, args = "SELECT id, doc_id, title, location, url, outlet, published FROM passages", []
+        """The ids of the passages `filters` admits (for tests and tools; questions filter in their queries)."""
+        sql, args = self._filter_sql(filters)
+        return {pid for (pid,) in self._snap.query(f"SELECT id FROM passages WHERE {sql}", args)}
+
+    def _filter_sql(self, filters: Filters) -> tuple[str, list]:
+        """`filters` as a condition on the lexical file's passages (what Filters.admits admits)."""
+        sql, args = ["1"], []
         if filters.since or filters.until:
-            sql += " WHERE published != ''"
-            if filters.since:
-                sql, args = sql + " AND published >= ?", args + [filters.since]
-            if filters.until:
-                sql, args = sql + " AND published <= ?", args + [filters.until]
-        found = set()
-        for pid, doc_id, title, location, url, outlet, published in self._snap.query(sql, args):
-            hit = Hit(id=pid, doc_id=doc_id, title=title, source=location, text="", start=0, sentences=(), score=0.0,
-                      sentence_scores=(), url=url or None, outlet=outlet or None, published=published or None)
-            if filters.admits(hit):
-                found.add(pid)
-        return found
+            sql.append("published != ''")
+        if filters.since:
+            sql, args = sql + ["published >= ?"], args + [filters.since]
+        if filters.until:
+            sql, args = sql + ["published <= ?"], args + [filters.until]
+        if filters.sources:
+            outlets, docs = self._sources(filters.sources)
+            sql.append(f"(outlet IN ({','.join('?' * len(outlets))}) OR doc_key IN ({','.join('?' * len(docs))}))")
+            args += sorted(outlets) + sorted(docs)
+        return " AND ".join(sql), args
+
+    def _sources(self, sources: tuple[str, ...]) -> tuple[set[str], set[str]]:
+        """The outlets whose name holds one of `sources` (case-insensitively), and the documents whose location or
+        URL does: looked up among the outlets and documents, not the passages."""
+        wanted = [s.lower() for s in sources]
+        outlets = {o for o in self.outlets.values() if any(s in o.lower() for s in wanted)}
+        docs: set[str] = set()
+        for key, where in self._snap.query("SELECT doc_key, lower(location || ' ' || url) FROM docs"):
+            if any(s in where for s in wanted):
+                docs.add(key)
+        return outlets, docs
+
+    def _where(self, filters: Filters) -> dict | None:
+        """`filters` as a Chroma `where` on the passages' filter keys (published_ymd, outlet_key, doc_key)."""
+        parts: list[dict] = []
+        if filters.since:
+            parts.append({"published_ymd": {"$gte": published_ymd(filters.since)}})
+        if filters.until:
+            parts.append({"published_ymd": {"$lte": published_ymd(filters.until)}})
+        if (filters.since or filters.until) and not filters.since:
+            parts.append({"published_ymd": {"$gt": 0}})  # undated articles are outside any range
+        if filters.sources:
+            outlets, docs = self._sources(filters.sources)
+            either = [{"outlet_key": {"$in": sorted({outlet_key(o) for o in outlets})}}] if outlets else []
+            either += [{"doc_key": {"$in": sorted(docs)}}] if docs else []
+            parts.append(either[0] if len(either) == 1 else {"$or": either})
+        return None if not parts else parts[0] if len(parts) == 1 else {"$and": parts}
 
     def retrieve(self, reading: Reading, filters: Filters | None = None, k: int | None = None) -> list[Hit]:
         """The k best passages for the question `reading` reads, only from articles `filters` admits; articles
@@ -437,22 +491,60 @@ class Retriever:
         k = k or self.k
         vector = self.embedder.encode_query(question)
         wanted = CANDIDATES_PER_K * k
-        admitted = self.admitted(filters) if filters else None
-        if admitted is not None and not admitted:
-            return []
         where = None
-        if admitted is not None:
-            docs = {d for (d,) in self._snap.query(
-                f"SELECT DISTINCT doc_id FROM passages WHERE id IN ({','.join('?' * len(admitted))})", sorted(admitted))}
-            where = {"doc_id": {"$in": sorted(docs)}}
-        dense = self.index.nearest(vector, wanted, where=where)
-        lexical = self._lexical(question, wanted * 2 if admitted is not None else wanted)
-        lexical = [(pid, s) for pid, s in lexical if admitted is None or pid in admitted][:wanted]
-        briefs = self.passages.briefs(list(dict.fromkeys([p for p, _ in dense] + [p for p, _ in lexical])))
-        if any(pid not in briefs for pid, _ in dense):
-            self._reload_soon()  # another writer's passages: served once the new snapshot is in
-        dense = [(pid, s) for pid, s in dense if pid in briefs and (admitted is None or pid in admitted)]
+        if filters:
+            if filters.sources and not any(self._sources(filters.sources)):
+                return []
+            where = self._where(filters) if self.index.schema >= 2 else self._where_documents(filters)
+            if where is None:
+                return []
+        dense, briefs = self._dense(vector, wanted, where)
+        lexical = self._lexical(question, wanted, filters)
+        briefs.update(self.passages.briefs([p for p, _ in lexical if p not in briefs]))
+        lexical = [(p, s) for p, s in lexical if p in briefs]
         return self._fuse(dense, lexical, briefs, vector, k, prefer)
+
+    def _where_documents(self, filters: Filters) -> dict | None:
+        """For an index not migrated yet (no filter keys): the admitted documents by id."""
+        sql, args = self._filter_sql(filters)
+        docs = sorted({d for (d,) in self._snap.query(f"SELECT DISTINCT doc_id FROM passages WHERE {sql}", args)})
+        return {"doc_id": {"$in": docs}} if docs else None
+
+    def _dense(self, vector: np.ndarray, n: int, where: dict | None) -> tuple[list[tuple[str, float]], dict[str, _Brief]]:
+        """Chroma's `n` nearest passages that the snapshot holds, with their briefs.
+
+        A passage the snapshot does not hold is another writer's new document (served once the background reload
+        has swapped it in) or a row that no complete document version lists: written into the collection by
+        another program, malformed, or left by an interrupted sync. Those are logged, left out of Chroma's answers
+        until the next reload, and the question asks again without them."""
+        for _ in range(3):
+            dense = self.index.nearest(vector, n, where=where)
+            briefs = self.passages.briefs([p for p, _ in dense])
+            unknown = [p for p, _ in dense if p not in briefs]
+            if not unknown:
+                break
+            strays = self._strays(unknown)
+            if len(strays) < len(unknown):
+                self._reload_soon()
+            if not strays:
+                break
+            self.index.hide(strays)
+        return [(p, s) for p, s in dense if p in briefs], briefs
+
+    def _strays(self, ids: list[str]) -> list[str]:
+        """Of these ids, unknown to the snapshot, those no complete document version lists (logged)."""
+        shown = shown_versions(self.index)
+        strays, first = [], None
+        for pid, meta in self.index.metadata_of(ids).items():
+            why = meta_problem(meta)
+            if why is None and shown.get(meta["doc_key"], (None,))[0] != meta["version"]:
+                why = "no complete document version lists it"
+            if why is not None:
+                strays.append(pid)
+                first = first or (pid, why)
+        if strays:
+            log.warning("skipping %d malformed passage(s) in the index (first: %s: %s)", len(strays), *first)
+        return strays
 
     def _fuse(self, dense, lexical, briefs: dict[str, _Brief], vector: np.ndarray, k: int,
               prefer: tuple[str, str] | None = None) -> list[Hit]:

@@ -15,6 +15,7 @@ and summed, so removing a document subtracts exactly what adding it added.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -32,7 +33,7 @@ from .index import Index, MalformedRow, Row, _usable
 
 log = logging.getLogger("dealbot.lexical")
 
-SCHEMA = "1"
+SCHEMA = "4"
 K1, B = 1.5, 0.75  # bm25s's defaults, which the in-memory index used
 EMPTY = "_"  # the token of a passage with no content word, as the in-memory index had it
 
@@ -42,12 +43,12 @@ CREATE TABLE IF NOT EXISTS passages (
     pos INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, doc_key TEXT NOT NULL, version TEXT NOT NULL,
     n INTEGER NOT NULL, doc_id TEXT NOT NULL, title TEXT NOT NULL, location TEXT NOT NULL, url TEXT NOT NULL,
     outlet TEXT NOT NULL, published TEXT NOT NULL, start INTEGER NOT NULL, sents TEXT NOT NULL, alts TEXT NOT NULL,
-    text TEXT NOT NULL, fingerprint TEXT NOT NULL, length INTEGER NOT NULL, terms TEXT NOT NULL);
+    fingerprint INTEGER NOT NULL, length INTEGER NOT NULL, terms BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS passages_doc ON passages (doc_key);
 CREATE INDEX IF NOT EXISTS passages_published ON passages (published);
 CREATE TABLE IF NOT EXISTS docs (
     doc_key TEXT PRIMARY KEY, version TEXT NOT NULL, alts TEXT NOT NULL, doc_id TEXT NOT NULL,
-    first_pos INTEGER NOT NULL, text TEXT NOT NULL);
+    first_pos INTEGER NOT NULL, text BLOB NOT NULL, location TEXT NOT NULL, url TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS docs_doc_id ON docs (doc_id);
 CREATE TABLE IF NOT EXISTS postings (term TEXT PRIMARY KEY, pos BLOB NOT NULL, tf BLOB NOT NULL, len BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS contrib (doc_key TEXT PRIMARY KEY, sentences INTEGER NOT NULL, counts BLOB NOT NULL);
@@ -59,11 +60,18 @@ CREATE TABLE IF NOT EXISTS stats (kind TEXT NOT NULL, word TEXT NOT NULL, n INTE
 """
 
 
-def fingerprint(text: str) -> str:
-    """Passages that read the same (syndicated copies, case and spacing aside) share a fingerprint."""
+def fingerprint(text: str) -> int:
+    """Passages that read the same (syndicated copies, case and spacing aside) share a fingerprint: a 64-bit hash
+    of their words."""
     from bot.text import words
 
-    return " ".join(words(text.lower()))
+    digest = hashlib.blake2b(" ".join(words(text.lower())).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def unpack(text: bytes) -> str:
+    """A document's text as the docs table keeps it (compressed)."""
+    return zlib.decompress(text).decode()
 
 
 def bm25_terms(title: str, text: str) -> list[str]:
@@ -182,10 +190,11 @@ class LexicalStore:
         self._write_lock = threading.Lock()
         self.conn = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode = WAL")  # a snapshot being read never waits for a sync
-        self.conn.executescript(_TABLES)
+        self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         found = dict(self.conn.execute("SELECT key, value FROM meta"))
         if found and (found.get("schema") != SCHEMA or found.get("store") != self.store_id):
             self._wipe()  # another collection under the same name, or an older layout: start over
+        self.conn.executescript(_TABLES)
         if not found or found.get("schema") != SCHEMA or found.get("store") != self.store_id:
             with self._transaction():
                 self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
@@ -193,8 +202,9 @@ class LexicalStore:
 
     def _wipe(self) -> None:
         with self._transaction():
-            for table in ("meta", "passages", "docs", "postings", "contrib", "stats", "forms", "initials"):
-                self.conn.execute(f"DELETE FROM {table}")
+            self.conn.execute("DELETE FROM meta")
+            for table in ("passages", "docs", "postings", "contrib", "stats", "forms", "initials"):
+                self.conn.execute(f"DROP TABLE IF EXISTS {table}")
 
     def _transaction(self):
         conn = self.conn
@@ -227,18 +237,20 @@ class LexicalStore:
                     self.conn.execute("DELETE FROM forms")
                     self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('forms', ?)", (json.dumps(forms),))
                     for key, text in self.conn.execute("SELECT doc_key, text FROM docs").fetchall():
-                        self._record_forms(key, text, forms)
+                        self._record_forms(key, unpack(text), forms)
             self._forms = forms
-            shown = _shown_versions(index)
-            held = {k: (v, a) for k, v, a in self.conn.execute("SELECT doc_key, version, alts FROM docs")}
-            gone = [k for k, va in held.items() if shown.get(k) != va]
-            # New documents are added in the order the index returns their passages, as a full read would.
-            came = [k for k, va in shown.items() if held.get(k) != va]
-            if not held:  # a first build: every passage, in the order the index keeps them
-                rows = _usable(index.passages(with_vectors=True), lambda row: row.problem())
-            else:
-                rows = _rows_of(index, came, {k: shown[k] for k in came}) if came else []
+            shown = shown_versions(index)
+            if self._changes(shown) == ([], []):
+                return 0, 0
+            # Another process (the ingest beside a bot) may be syncing the same file: what changed is decided
+            # inside the write transaction, so two syncs never both add a document.
             with self._transaction():
+                gone, came = self._changes(shown)
+                if not self.conn.execute("SELECT 1 FROM docs LIMIT 1").fetchone():
+                    # A first build: every passage, in the order the index keeps them.
+                    rows = _usable(index.passages(with_vectors=False), lambda row: row.problem(with_vectors=False))
+                else:
+                    rows = _rows_of(index, came, {k: shown[k] for k in came}) if came else []
                 removed: set[int] = set()
                 touched: set[str] = set()
                 for key in gone:
@@ -250,6 +262,12 @@ class LexicalStore:
                     postings.setdefault(term, [])
                 self._merge_postings(postings, frozenset(removed))
             return len(came), len(gone)
+
+    def _changes(self, shown: dict[str, tuple[str, str]]) -> tuple[list[str], list[str]]:
+        """The documents held that the index no longer shows as held, and those it shows that are not held (in the
+        order the index lists them)."""
+        held = {k: (v, a) for k, v, a in self.conn.execute("SELECT doc_key, version, alts FROM docs")}
+        return [k for k, va in held.items() if shown.get(k) != va], [k for k, va in shown.items() if held.get(k) != va]
 
     def _add(self, rows: list[Row], alternates: dict[str, str]) -> dict[str, list[tuple[int, int, int]]]:
         """Add these passages (whole documents); their postings (term -> (position, tf, length)) are returned for
@@ -266,11 +284,12 @@ class LexicalStore:
                 tokens = bm25_terms(m["title"], row.text)
                 cur = self.conn.execute(
                     "INSERT INTO passages (id, doc_key, version, n, doc_id, title, location, url, outlet, published, "
-                    "start, sents, alts, text, fingerprint, length, terms) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "start, sents, alts, fingerprint, length, terms) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (row.id, key, m["version"], int(m["n"]), m["doc_id"], m["title"], m["location"], m["url"] or "",
                      m["outlet"] or "", m["published"] or "", int(m["start"]), json.dumps(row.sentences),
-                     m.get("alts") or "[]", row.text, fingerprint(row.text), len(tokens), " ".join(tokens)),
+                     m.get("alts") or "[]", fingerprint(row.text), len(tokens),
+                     zlib.compress(" ".join(sorted(set(tokens))).encode())),
                 )
                 pos = cur.lastrowid
                 first = pos if first is None else first
@@ -279,8 +298,9 @@ class LexicalStore:
             counts, n_sentences, text = _document_stats(doc_rows, first)
             sentences += n_sentences
             m = doc_rows[0].meta
-            self.conn.execute("INSERT OR REPLACE INTO docs VALUES (?,?,?,?,?,?)",
-                              (key, m["version"], alternates.get(key, ""), m["doc_id"], first, text))
+            self.conn.execute("INSERT OR REPLACE INTO docs VALUES (?,?,?,?,?,?,?,?)",
+                              (key, m["version"], alternates.get(key, ""), m["doc_id"], first, zlib.compress(text.encode()), m["location"],
+                               m["url"] or ""))
             self.conn.execute("INSERT OR REPLACE INTO contrib VALUES (?, ?, ?)", (key, n_sentences, zlib.compress(
                 json.dumps([[kind, w, n] for (kind, w), (n, _) in counts.items()]).encode())))
             self._record_forms(key, text, getattr(self, "_forms", []))
@@ -313,7 +333,7 @@ class LexicalStore:
         self.conn.execute("DELETE FROM initials WHERE doc_key = ?", (key,))
         self.conn.execute("DELETE FROM passages WHERE doc_key = ?", (key,))
         self.conn.execute("DELETE FROM docs WHERE doc_key = ?", (key,))
-        return {pos for pos, _ in removed}, {t for _, ts in removed for t in ts.split(" ")}
+        return {pos for pos, _ in removed}, {t for _, ts in removed for t in zlib.decompress(ts).decode().split(" ")}
 
     def _bump_sentences(self, by: int) -> None:
         self.conn.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT) WHERE key = 'sentences'", (by,))
@@ -368,7 +388,7 @@ class Snapshot:
 
     def documents_with_initials(self, key: str) -> list[str]:
         """The texts of the documents having a run of words with these initials (see `initials`), in order."""
-        return [t for (t,) in self.query(
+        return [unpack(t) for (t,) in self.query(
             "SELECT d.text FROM initials i JOIN docs d ON d.doc_key = i.doc_key WHERE i.key = ? ORDER BY d.first_pos",
             (key,))]
 
@@ -411,7 +431,7 @@ class Snapshot:
             conn.close()
 
 
-def _shown_versions(index: Index) -> dict[str, tuple[str, str]]:
+def shown_versions(index: Index) -> dict[str, tuple[str, str]]:
     """The version each document shows readers (its newest complete one), with its alternates, by document key."""
     best: dict[str, tuple[tuple[int, str], str]] = {}
     for st in index.doc_states():
@@ -437,10 +457,10 @@ def _rows_of(index: Index, keys: list[str], shown: dict[str, tuple[str, str]]) -
     have = {r.meta["doc_key"] for r in rows}
     keys = [k for k in keys if k not in have]
     for lo in range(0, len(keys), 200):
-        rows += index.rows({"doc_key": {"$in": keys[lo : lo + 200]}}, with_vectors=True)
+        rows += index.rows({"doc_key": {"$in": keys[lo : lo + 200]}}, with_vectors=False)
     rows = [r for r in rows if isinstance(r.meta, dict) and r.meta.get("version") == versions.get(r.meta.get("doc_key"))]
     rows = list({r.id: r for r in rows}.values())  # a passage written twice in one run counts once
-    rows = _usable(rows, lambda row: row.problem())
+    rows = _usable(rows, lambda row: row.problem(with_vectors=False))
     counts = Counter(r.meta["doc_key"] for r in rows)
     return [r for r in rows if counts[r.meta["doc_key"]] == r.meta["n_total"]]
 

@@ -24,7 +24,7 @@ def _contents(store: LexicalStore) -> dict:
         pos = [ids[p] for p in np.frombuffer(pos, np.int64)]
         postings[term] = sorted(zip(pos, np.frombuffer(tf, np.int32).tolist(), np.frombuffer(ln, np.int32).tolist()))
     return {
-        "passages": sorted(c.execute("SELECT id, doc_key, version, text, fingerprint, length, terms FROM passages")),
+        "passages": sorted(c.execute("SELECT id, doc_key, version, fingerprint, length, terms FROM passages")),
         "docs": sorted(c.execute("SELECT doc_key, version, doc_id, text FROM docs")),
         "stats": sorted(c.execute("SELECT kind, word, n FROM stats")),
         "sentences": c.execute("SELECT value FROM meta WHERE key = 'sentences'").fetchone(),
@@ -94,9 +94,9 @@ def test_a_malformed_row_leaves_its_document_out(tmp_path, embedder):
     index.collection.update(ids=[bad.id], metadatas=[{"sents": "not offsets"}])
     store = LexicalStore(tmp_path / "lexical.sqlite", index.store_id)
     store.sync(index)
-    texts = [t for (t,) in store.conn.execute("SELECT text FROM passages")]
-    assert texts and not any("zirconium" in t for t in texts)
-    assert any("Alpha port" in t for t in texts)
+    held = {i for (i,) in store.conn.execute("SELECT id FROM passages")}
+    assert held and bad.id not in held
+    assert {r.id for r in index.rows() if "Alpha port" in r.text} <= held
 
 
 def test_filters_are_applied_in_the_query(eval_pipeline):
@@ -109,6 +109,28 @@ def test_filters_are_applied_in_the_query(eval_pipeline):
     assert {p for p in everything if dated[p] and dated[p] >= "2025-10-01"} == since
     hits = r.retrieve(eval_pipeline.read("What did China agree to?"), Filters(since="2025-10-01"))
     assert hits and all(h.published >= "2025-10-01" for h in hits)
+    # Chroma is asked with the filter keys, not with a list of admitted documents.
+    assert r._where(Filters(since="2025-10-01")) == {"published_ymd": {"$gte": 20251001}}
+    assert r._where(Filters(until="2025-06-30")) == {"$and": [{"published_ymd": {"$lte": 20250630}},
+                                                              {"published_ymd": {"$gt": 0}}]}
+
+
+def test_outlet_and_location_filters_are_applied_in_the_query(eval_pipeline):
+    r = eval_pipeline.retriever
+    outlets = dict(r._snap.query("SELECT id, outlet FROM passages"))
+    hill = r.admitted(Filters(sources=("the hill",)))
+    assert hill and hill == {p for p, o in outlets.items() if "the hill" in o.lower()}
+    assert r._where(Filters(sources=("the hill",))) == {"outlet_key": {"$in": ["the hill"]}}
+    question = eval_pipeline.read("What did China agree to?")
+    hits = r.retrieve(question, Filters(sources=("the hill",)))
+    assert hits and all(h.outlet == "The Hill" for h in hits)
+    # A file's name is a source too ("london" is in one fixture's file name, in no outlet).
+    located = r.retrieve(question, Filters(sources=("london",)))
+    assert located and all("london" in h.source.lower() for h in located)
+    assert not r.retrieve(question, Filters(sources=("no such outlet anywhere",)))
+    # Dates and outlets together.
+    assert r.retrieve(question, Filters(since="2025-06-01", sources=("the hill",)))
+    assert not r.retrieve(question, Filters(since="2025-06-28", sources=("the hill",)))  # its one article: June 27
 
 
 def test_a_question_during_a_refresh_answers_from_the_previous_snapshot(tmp_path, embedder):
