@@ -283,6 +283,9 @@ class _Documents(Mapping):
     def __len__(self) -> int:
         return self._snap.query("SELECT count(DISTINCT doc_id) FROM docs")[0][0]
 
+    def __bool__(self) -> bool:
+        return bool(self._snap.query("SELECT 1 FROM docs LIMIT 1"))
+
     def values(self):
         seen = set()
         for doc, text in self._snap.query("SELECT doc_id, text FROM docs ORDER BY first_pos"):
@@ -358,6 +361,7 @@ class Retriever:
             self.index.unhide()  # rows found stray are looked at again against the new snapshot
             snap = self.store.snapshot()
             stats = CorpusStats.from_snapshot(snap)
+            stats.spellable  # noqa: B018 -- sorted here, off the question path
             newest = snap.query("SELECT max(published) FROM passages WHERE published != ''")[0][0] or None
             # Outlets by the name a question would use ("The Hill"; "Test Wire" for "Test Wire (fixture)").
             outlets = {
