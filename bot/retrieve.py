@@ -320,8 +320,8 @@ CANDIDATES_PER_K = 3
 MAX_PER_DOC = 3
 # Passages whose neighbours are pulled in (those that may hold half of an answer spanning the boundary).
 NEIGHBOURS_OF = 2
-# Another process (an ingest run, in server mode) may change the collection: a background thread checks its size
-# this often (seconds) and, when it changed, brings the lexical file up to date and swaps the snapshot.
+# Another process (an ingest run, in server mode) may change the collection: a background thread checks its change
+# mark this often (seconds) and, when it moved, brings the lexical file up to date and swaps the snapshot.
 REFRESH_SECONDS = 5.0
 
 
@@ -331,11 +331,12 @@ class Retriever:
     diversified across articles.
 
     Questions are answered from a snapshot of the lexical file (a read transaction: the BM25 postings, the corpus
-    statistics, each passage's text and metadata); texts and sentence vectors are read for the passages a question
-    returns only. `reload()` brings the file up to date with the index (in proportion to what changed) and swaps in
+    statistics, each passage's metadata); texts and sentence vectors are read from the sidecar for the passages a
+    question returns only. `reload()` brings the file up to date with the index (in proportion to what changed) and swaps in
     a new snapshot; it runs outside the question path: after an ingest run in this process (`Pipeline.refresh()`),
-    and from a background thread when the collection's size changed or Chroma returned an id the snapshot does not
-    know. A question always answers from the last complete snapshot.
+    and from a background thread when the collection's change mark (`Index.change_mark`: its size and the ingest's
+    count of runs that changed it) moved or Chroma returned an id the snapshot does not know. A question always
+    answers from the last complete snapshot.
     """
 
     def __init__(self, index: Index, embedder: Embedder, k: int, watch: bool = True, alias_forms=frozenset()):
@@ -356,7 +357,7 @@ class Retriever:
     def reload(self) -> None:
         """Bring the lexical file up to date with the index and swap in a snapshot of it."""
         with self._reloading:
-            count = self.index.count()
+            mark = self.index.change_mark()
             self.store.sync(self.index, self.alias_forms)
             self.index.unhide()  # rows found stray are looked at again against the new snapshot
             snap = self.store.snapshot()
@@ -372,12 +373,12 @@ class Retriever:
             # closes (ending its read transaction) when the last reference to it goes.
             with self._lock:
                 self._snap = snap
-                self.stats, self.newest, self.outlets, self._count = stats, newest, outlets, count
+                self.stats, self.newest, self.outlets, self._mark = stats, newest, outlets, mark
                 self.passages = _Passages(snap, self.index)
 
     def refresh_if_changed(self) -> bool:
-        """Reload when the collection's size changed since the snapshot."""
-        if self.index.count() != self._count:
+        """Reload when the collection's change mark moved since the snapshot."""
+        if self.index.change_mark() != self._mark:
             self.reload()
             return True
         return False
@@ -404,7 +405,7 @@ class Retriever:
         that must see another process's write, such as tests. The background refresh does the work."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self._reloading.locked() and self.index.count() == self._count:
+            if not self._reloading.locked() and self.index.change_mark() == self._mark:
                 return True
             time.sleep(0.05)
         return False

@@ -356,6 +356,21 @@ class Index:
     def count(self) -> int:
         return self.collection.count() if self.collection is not None else 0
 
+    def change_mark(self) -> tuple[int, int]:
+        """What differs after any ingest run that changed what readers see (an article replaced by a new version
+        of the same length included): the passage count and the run mark `mark_changed` sets, read afresh."""
+        if self.collection is None:
+            return 0, 0
+        collection = self.client.get_collection(self.settings.collection, embedding_function=None)
+        return collection.count(), int((collection.metadata or {}).get("dealbot_changes", 0))
+
+    def mark_changed(self) -> None:
+        """Count one more change in the collection's metadata (what `change_mark` reads)."""
+        current = self.client.get_collection(self.settings.collection, embedding_function=None).metadata or {}
+        meta = {k: v for k, v in current.items() if not k.startswith("hnsw:")}
+        meta["dealbot_changes"] = int(meta.get("dealbot_changes", 0)) + 1
+        self.collection.modify(metadata=meta)
+
     def nearest(self, vector: np.ndarray, k: int, where: dict | None = None) -> list[tuple[str, float]]:
         """Ids and cosine similarities of the `k` passages nearest to `vector` (matching `where`), nearest first."""
         collection = self.require()

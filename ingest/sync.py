@@ -125,6 +125,8 @@ def sync(
     changes = _changed_articles(index, items, stored, state, report, settings)
     changes = _without_duplicates(index, changes, state, report)
     _write(index, changes, embedder, settings, state, report, progress, stop)
+    if report.changed:
+        index.mark_changed()  # bot replicas watching a server take the change in
     _update_lexical(index, settings)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
