@@ -133,7 +133,10 @@ def build(data: Path, seed_path: Path, passages: int) -> None:
     from ingest.sources import parse, read_raw
 
     seeds = pickle.loads(seed_path.read_bytes())
-    settings = load_settings(env={"DEALBOT_DATA_DIR": str(data / "data")})
+    env = {"DEALBOT_DATA_DIR": str(data / "data")}
+    if os.environ.get("DEALBOT_CHROMA_URL"):  # the server-mode run: through the server, from a data dir of its own
+        env = {k: os.environ[k] for k in ("DEALBOT_CHROMA_URL", "DEALBOT_DATA_DIR")}
+    settings = load_settings(env=env)
     index = Index(settings, MODEL_NAME, DIMENSIONS, create=True)
     rng, nprng, vocabulary = random.Random(3), np.random.default_rng(3), Vocabulary(seed=3)
     corpus = data / "corpus"
@@ -173,8 +176,8 @@ def build(data: Path, seed_path: Path, passages: int) -> None:
     try:  # the lexical index the ingest keeps beside the data, as a run that had written these would have left it
         from ingest.lexical import LexicalStore, path_for
     except ImportError:  # code that has none
-        pass
-    else:
+        LexicalStore = None
+    if LexicalStore is not None and not settings.server_mode:  # with a server, each bot replica keeps its own
         from bot.text import Lexicon
 
         store = LexicalStore(path_for(settings.data_dir, settings.collection), index.store_id)
@@ -251,11 +254,12 @@ def store_figures(code: Path, work: Path, seed: Path, passages: int) -> dict:
             "env": env}
 
 
-def _new_article() -> str:
-    """A fixture article no copy resembles (its own words throughout): what `add_one_s` adds."""
+def _new_article(seed: int = 99) -> str:
+    """A fixture article no copy resembles (its own words throughout): what `add_one_s` adds (others, with other
+    seeds, for the query side)."""
     from bench import Vocabulary
 
-    vocabulary, rng = Vocabulary(seed=99, theta=500.0), random.Random(99)
+    vocabulary, rng = Vocabulary(seed=seed, theta=500.0), random.Random(seed)
     sentences = [" ".join(vocabulary.word(rng.randint(4, 9)) for _ in range(rng.randint(12, 20))).capitalize() + "."
                  for _ in range(60)]
     return ('---\ntitle: "Benchmark fixture, a new article"\noutlet: Fixture Wire\npublished: 2025-12-30\n---\n'
@@ -352,10 +356,10 @@ def query(work: Path) -> None:
     own = dict(zip(questions, plain))
     small = work / "corpus" / "small"
 
-    def add_article(name: str, day: str) -> None:
+    def add_article(name: str, day: str, seed: int) -> None:
         """One new article in the small folder, added by an ingest: in this process (embedded, as `serve` runs
         its schedule), or by a `dealbot ingest` process of its own (server mode, as another host would)."""
-        (small / name).write_text(_new_article().replace("a new article", f"an article {name}")
+        (small / name).write_text(_new_article(seed).replace("a new article", f"an article {name}")
                                   .replace("published: 2025-12-30", f"published: {day}"), encoding="utf-8")
         if settings.server_mode:
             env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
@@ -370,7 +374,7 @@ def query(work: Path) -> None:
 
     def writer() -> None:
         try:
-            add_article("zz-stall-article.md", "2025-12-29")
+            add_article("zz-stall-article.md", "2025-12-29", 101)
             if not settings.server_mode:
                 pipeline.refresh()  # what `serve` does after each scheduled run
             else:
@@ -389,7 +393,7 @@ def query(work: Path) -> None:
         waits.append((time.perf_counter() - t) * 1000 - own[q])
     thread.join()
     # refresh_s: `Pipeline.refresh()` alone, after another article was added.
-    add_article("zz-refresh-article.md", "2025-12-31")
+    add_article("zz-refresh-article.md", "2025-12-31", 102)
     start = time.perf_counter()
     pipeline.refresh()
     refresh_s = time.perf_counter() - start
@@ -438,11 +442,15 @@ def main() -> None:
                 work = tmp / f"{label}-{n}"
                 figures = store_figures(code, work, seed, n)
                 figures.update(query_figures(code, work, figures.pop("env"), n))
+                print(f"{label:>8} {n:>7} passages: " + " ".join(f"{k}={_fmt(v)}" for k, v in figures.items()), flush=True)
                 if args.server:
                     shutil.rmtree(work / "corpus", ignore_errors=True)
-                    figures.update(server_figures(code, work, seed, n))
+                    shutil.rmtree(work / "data", ignore_errors=True)
+                    server = server_figures(code, work, seed, n)
+                    print(f"{label:>8} {n:>7} passages, server: " + " ".join(f"{k}={_fmt(v)}" for k, v in server.items()),
+                          flush=True)
+                    figures.update(server)
                 results[(label, n)] = figures
-                print(f"{label:>8} {n:>7} passages: " + " ".join(f"{k}={_fmt(v)}" for k, v in figures.items()), flush=True)
                 if args.keep is None:
                     shutil.rmtree(work, ignore_errors=True)
     finally:

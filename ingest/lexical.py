@@ -33,7 +33,7 @@ from .index import Index, MalformedRow, Row, _usable
 
 log = logging.getLogger("dealbot.lexical")
 
-SCHEMA = "4"
+SCHEMA = "5"
 K1, B = 1.5, 0.75  # bm25s's defaults, which the in-memory index used
 EMPTY = "_"  # the token of a passage with no content word, as the in-memory index had it
 
@@ -50,10 +50,10 @@ CREATE TABLE IF NOT EXISTS docs (
     doc_key TEXT PRIMARY KEY, version TEXT NOT NULL, alts TEXT NOT NULL, doc_id TEXT NOT NULL,
     first_pos INTEGER NOT NULL, text BLOB NOT NULL, location TEXT NOT NULL, url TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS docs_doc_id ON docs (doc_id);
+CREATE INDEX IF NOT EXISTS docs_first ON docs (first_pos);
 CREATE TABLE IF NOT EXISTS postings (term TEXT PRIMARY KEY, pos BLOB NOT NULL, tf BLOB NOT NULL, len BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS contrib (doc_key TEXT PRIMARY KEY, sentences INTEGER NOT NULL, counts BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS initials (key TEXT NOT NULL, doc_key TEXT NOT NULL, PRIMARY KEY (key, doc_key)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS initials_doc ON initials (doc_key);
+CREATE TABLE IF NOT EXISTS initials (key TEXT NOT NULL, doc INTEGER NOT NULL, PRIMARY KEY (key, doc)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS forms (doc_key TEXT NOT NULL, form TEXT NOT NULL, PRIMARY KEY (doc_key, form)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stats (kind TEXT NOT NULL, word TEXT NOT NULL, n INTEGER NOT NULL, first INTEGER NOT NULL,
     PRIMARY KEY (kind, word)) WITHOUT ROWID;
@@ -276,6 +276,7 @@ class LexicalStore:
         for row in rows:
             by_doc.setdefault(row.meta["doc_key"], []).append(row)
         postings: dict[str, list[tuple[int, int, int]]] = {}
+        totals: dict[tuple[str, str], list[int]] = {}
         sentences = 0
         for key, doc_rows in by_doc.items():
             first = None
@@ -304,12 +305,20 @@ class LexicalStore:
             self.conn.execute("INSERT OR REPLACE INTO contrib VALUES (?, ?, ?)", (key, n_sentences, zlib.compress(
                 json.dumps([[kind, w, n] for (kind, w), (n, _) in counts.items()]).encode())))
             self._record_forms(key, text, getattr(self, "_forms", []))
-            self.conn.executemany("INSERT OR IGNORE INTO initials VALUES (?, ?)", [(k, key) for k in initials(text)])
-            self.conn.executemany(
-                "INSERT INTO stats VALUES (?,?,?,?) ON CONFLICT (kind, word) DO UPDATE SET n = n + excluded.n, "
-                "first = min(first, excluded.first)",
-                [(kind, w, n, f) for (kind, w), (n, f) in counts.items()],
-            )
+            # A document is known in `initials` by its first passage's position (smaller than its key).
+            self.conn.executemany("INSERT OR IGNORE INTO initials VALUES (?, ?)", [(k, first) for k in initials(text)])
+            for word, (n, f) in counts.items():  # summed over the documents, written once below
+                entry = totals.get(word)
+                if entry is None:
+                    totals[word] = [n, f]
+                else:
+                    entry[0] += n
+                    entry[1] = min(entry[1], f)
+        self.conn.executemany(
+            "INSERT INTO stats VALUES (?,?,?,?) ON CONFLICT (kind, word) DO UPDATE SET n = n + excluded.n, "
+            "first = min(first, excluded.first)",
+            [(kind, w, n, f) for (kind, w), (n, f) in totals.items()],
+        )
         self._bump_sentences(sentences)
         return postings
 
@@ -330,7 +339,10 @@ class LexicalStore:
             self.conn.executemany("DELETE FROM stats WHERE kind = ? AND word = ? AND n <= 0", [(k, w) for k, w, _ in rows])
         self.conn.execute("DELETE FROM contrib WHERE doc_key = ?", (key,))
         self.conn.execute("DELETE FROM forms WHERE doc_key = ?", (key,))
-        self.conn.execute("DELETE FROM initials WHERE doc_key = ?", (key,))
+        doc = self.conn.execute("SELECT first_pos, text FROM docs WHERE doc_key = ?", (key,)).fetchone()
+        if doc:
+            self.conn.executemany("DELETE FROM initials WHERE key = ? AND doc = ?",
+                                  [(k, doc[0]) for k in initials(unpack(doc[1]))])
         self.conn.execute("DELETE FROM passages WHERE doc_key = ?", (key,))
         self.conn.execute("DELETE FROM docs WHERE doc_key = ?", (key,))
         return {pos for pos, _ in removed}, {t for _, ts in removed for t in zlib.decompress(ts).decode().split(" ")}
@@ -389,7 +401,7 @@ class Snapshot:
     def documents_with_initials(self, key: str) -> list[str]:
         """The texts of the documents having a run of words with these initials (see `initials`), in order."""
         return [unpack(t) for (t,) in self.query(
-            "SELECT d.text FROM initials i JOIN docs d ON d.doc_key = i.doc_key WHERE i.key = ? ORDER BY d.first_pos",
+            "SELECT d.text FROM initials i JOIN docs d ON d.first_pos = i.doc WHERE i.key = ? ORDER BY d.first_pos",
             (key,))]
 
     def stat(self, kind: str) -> list[tuple[str, int, int]]:

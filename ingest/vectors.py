@@ -193,7 +193,15 @@ class ChromaVectors:
         return self._get(ids, with_text=True)
 
     def texts(self, ids: Sequence[str]) -> dict[str, str]:
-        return {pid: t for pid, (_, t) in self._get(ids, with_text=True).items() if t}
+        collection = self.collection
+        if collection is None or not ids:
+            return {}
+        out: dict[str, str] = {}
+        ids = list(dict.fromkeys(ids))
+        for lo in range(0, len(ids), 1000):
+            res = collection.get(ids=ids[lo : lo + 1000], include=["documents"])
+            out.update((pid, t) for pid, t in zip(res["ids"], res["documents"] or []) if t)
+        return out
 
     def put_raw(self, items: Iterable[tuple[str, bytes]]) -> None:
         items = list(items)

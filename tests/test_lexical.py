@@ -28,6 +28,8 @@ def _contents(store: LexicalStore) -> dict:
         "docs": sorted(c.execute("SELECT doc_key, version, doc_id, text FROM docs")),
         "stats": sorted(c.execute("SELECT kind, word, n FROM stats")),
         "sentences": c.execute("SELECT value FROM meta WHERE key = 'sentences'").fetchone(),
+        "initials": sorted(c.execute("SELECT i.key, d.doc_key FROM initials i JOIN docs d ON d.first_pos = i.doc")),
+        "orphan_initials": c.execute("SELECT count(*) FROM initials WHERE doc NOT IN (SELECT first_pos FROM docs)").fetchone(),
         "postings": postings,
     }
 
@@ -176,3 +178,23 @@ def test_initials_hold_every_expansion_an_acronym_can_have():
                 checked += 1
     assert checked > 100
     assert "aow" in initials("an all-out war") and "ow" not in initials("the out war")
+
+
+def test_a_narrow_filter_asks_chroma_with_its_where(eval_pipeline, monkeypatch):
+    """Too few of the unfiltered nearest pass the filter: Chroma is asked again with the filter in its `where`, and
+    returns the nearest admitted passages all the same."""
+    import bot.retrieve
+
+    r = eval_pipeline.retriever
+    vector = eval_pipeline.embedder.encode_query("What did the Geneva talks agree?")
+    hill = Filters(sources=("the hill",))
+    nearest = [p for p, _ in r._dense(vector, 40, None)[0]]
+    expected = [p for p in nearest if p in r.admitted(hill)][:2]
+    assert len(expected) == 2 and nearest[:2] != expected, "the two nearest are not The Hill's"
+    asked = []
+    real = r.index.nearest
+    monkeypatch.setattr(r.index, "nearest", lambda v, k, where=None: asked.append(where) or real(v, k, where))
+    monkeypatch.setattr(bot.retrieve, "OVERFETCH", 1)
+    found = [p for p, _ in r._filtered_dense(vector, 2, hill, r._where(hill))[0]]
+    assert found == expected
+    assert asked == [None, {"outlet_key": {"$in": ["the hill"]}}]
