@@ -178,10 +178,10 @@ def build(data: Path, seed_path: Path, passages: int) -> None:
     except ImportError:  # code that has none
         LexicalStore = None
     if LexicalStore is not None and not settings.server_mode:  # with a server, each bot replica keeps its own
-        from bot.text import Lexicon
+        from ingest.words import alias_forms
 
         store = LexicalStore(path_for(settings.data_dir, settings.collection), index.store_id)
-        store.sync(index, Lexicon(settings.vocabulary).alias_forms)
+        store.sync(index, alias_forms(settings.vocabulary))
     import ingest.index
 
     print(json.dumps({"code": ingest.index.__file__, "documents": i - skipped, "passages": stored, "skipped": skipped,

@@ -30,6 +30,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .index import Index, MalformedRow, Row, _usable
+from .words import STOPWORDS, _plain, terms, words
 
 log = logging.getLogger("dealbot.lexical")
 
@@ -63,8 +64,6 @@ CREATE TABLE IF NOT EXISTS stats (kind TEXT NOT NULL, word TEXT NOT NULL, n INTE
 def fingerprint(text: str) -> int:
     """Passages that read the same (syndicated copies, case and spacing aside) share a fingerprint: a 64-bit hash
     of their words."""
-    from bot.text import words
-
     digest = hashlib.blake2b(" ".join(words(text.lower())).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
@@ -75,8 +74,6 @@ def unpack(text: bytes) -> str:
 
 
 def bm25_terms(title: str, text: str) -> list[str]:
-    from bot.text import terms
-
     return terms(f"{title} {text}") or [EMPTY]
 
 
@@ -94,8 +91,6 @@ def scores(tf: np.ndarray, length: np.ndarray, term_idf: np.float32, avg_len: np
 def _document_stats(rows: list[Row], first_pos: int) -> tuple[dict[tuple[str, str], list[int]], int, str]:
     """One document's contribution to the corpus statistics (counted as the in-memory statistics counted them:
     each sentence once, though passages overlap), its sentence count and its text (outlet, title, passages)."""
-    from bot.text import _plain, terms, words
-
     counts: dict[tuple[str, str], list[int]] = {}  # (kind, word) -> [n, first seen]
     order = first_pos * 1_000_000
 
@@ -148,8 +143,6 @@ def initials(text: str) -> set[str]:
     (bot.retrieve.CorpusStats.expansion): words of two or more letters separated by spaces or hyphens only, none of
     them a stop word standing alone. A superset: the expansion is looked for, word for word, in the documents
     having the acronym's initials only."""
-    from bot.text import STOPWORDS
-
     runs = [(m.start(), m.end(), m[0]) for m in _LETTERS.finditer(text)]
     found: set[str] = set()
     chain: list[tuple[str, bool]] = []  # (initial, usable) for the current run of words joined by gaps

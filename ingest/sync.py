@@ -34,6 +34,7 @@ from .fetch import Fetcher
 from .index import Index, doc_key, version_of
 from .lexical import LexicalStore
 from .lexical import path_for as lexical_path
+from .words import alias_forms
 from .lock import WriterLock
 from .records import Article, DocState, Passage
 from .report import RunReport
@@ -137,11 +138,9 @@ def _update_lexical(index: Index, settings: Settings) -> None:
     mode each bot replica keeps its own copy, brought up to date from the server."""
     if settings.server_mode or index.collection is None:
         return
-    from bot.text import Lexicon  # the same tokenisation and names the bot reads with
-
     store = LexicalStore(lexical_path(settings.data_dir, settings.collection), index.store_id)
     try:
-        store.sync(index, Lexicon(settings.vocabulary).alias_forms)
+        store.sync(index, alias_forms(settings.vocabulary))
     finally:
         store.close()
 
