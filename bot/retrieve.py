@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ingest.embed import Embedder
-from ingest.index import Index, Row, meta_problem, outlet_key, published_ymd
+from ingest.index import Index, meta_problem, outlet_key, published_ymd
 from ingest.lexical import ACRONYM_LETTERS, LexicalStore, Snapshot, path_for, shown_versions, unpack
 
-from .text import STOPWORDS, _plain, is_calendar, stem, terms, words
+from .text import STOPWORDS, _plain, is_calendar, stem, terms
 from .types import Hit
 
 if TYPE_CHECKING:
@@ -46,39 +46,6 @@ class CorpusStats:
     forms: tuple[frozenset[str], frozenset[str]] | None = None
     # The texts of the documents having a run of words with given initials, in order (ingest.lexical.initials)
     with_initials: Callable[[str], list[str]] | None = dataclasses.field(default=None, compare=False)
-
-    @classmethod
-    def from_rows(cls, rows: list[Row]) -> "CorpusStats":
-        df: Counter[str] = Counter()
-        vocabulary: set[str] = set()
-        seen: set[tuple[str, int]] = set()
-        parts: dict[str, dict[int, str]] = {}
-        capitalised: Counter[str] = Counter()
-        lower: set[str] = set()
-        for row in rows:
-            doc = parts.setdefault(row.meta["doc_id"], {-2: row.meta["outlet"] or "", -1: row.meta["title"]})
-            doc[row.meta["start"]] = row.text
-            for s, e in row.sentences:
-                key = (row.meta["doc_key"], row.meta["start"] + s)
-                if key in seen:  # passages overlap: count each sentence once
-                    continue
-                seen.add(key)
-                text = row.text[s:e]
-                df.update(set(terms(text)))
-                ws = words(text)
-                vocabulary.update(w.lower() for w in ws)
-                vocabulary.update(_plain(w) for w in ws)
-                for i, w in enumerate(ws):
-                    if w[0].islower():
-                        lower.add(w)
-                    elif i and w[0].isupper() and not (ws[i - 1][0].isupper() or ws[i + 1:i + 2] and ws[i + 1][0].isupper()):
-                        capitalised[w] += 1  # a name on its own ("Geneva"), not a word of one ("United States")
-        documents = {d: "\n".join(t for _, t in sorted(p.items())) for d, p in parts.items()}
-        names: dict[str, str] = {}
-        for w, _ in capitalised.most_common():
-            if w.lower() not in lower and len(w) > 1 and _plain(w) not in STOPWORDS and not is_calendar(stem(w)):
-                names.setdefault(w.lower(), w)
-        return cls(len(seen), dict(df), frozenset(vocabulary), documents, names)
 
     @classmethod
     def from_snapshot(cls, snap: Snapshot) -> "CorpusStats":

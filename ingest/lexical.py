@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .index import Index, MalformedRow, Row, _usable
+from .index import Index, Row, _usable
 from .words import STOPWORDS, _plain, terms, words
 
 log = logging.getLogger("dealbot.lexical")
