@@ -417,7 +417,7 @@ class Snapshot:
             tf = np.frombuffer(found[1], dtype=np.int32).astype(np.float32)
             ln = np.frombuffer(found[2], dtype=np.int32)
             s = scores(tf, ln, idf(len(pos), self.size), self.avg_len)
-            np.add.at(out, np.searchsorted(self.positions, pos), s)
+            out[np.searchsorted(self.positions, pos)] += s  # a term lists each passage once: no index repeats
         return out
 
     def ids_at(self, places: Sequence[int]) -> list[str]:
@@ -438,6 +438,8 @@ class Snapshot:
 
 def shown_versions(index: Index) -> dict[str, tuple[str, str]]:
     """The version each document shows readers (its newest complete one), with its alternates, by document key."""
+    if index.store_id is not None and hasattr(index.documents, "shown") and index.documents.ready():
+        return index.documents.shown()
     best: dict[str, tuple[tuple[int, str], str]] = {}
     for st in index.doc_states():
         if not st.complete or not st.key:

@@ -198,3 +198,17 @@ def test_a_narrow_filter_asks_chroma_with_its_where(eval_pipeline, monkeypatch):
     found = [p for p, _ in r._filtered_dense(vector, 2, hill, r._where(hill))[0]]
     assert found == expected
     assert asked == [None, {"outlet_key": {"$in": ["the hill"]}}]
+
+
+def test_the_shown_versions_read_from_the_state_table_are_those_of_the_document_states(eval_pipeline):
+    import json
+
+    from ingest.lexical import shown_versions
+
+    index = eval_pipeline.index
+    best = {}
+    for st in index.doc_states():
+        if st.complete and (st.key not in best or (st.written, st.version) > best[st.key][0]):
+            best[st.key] = ((st.written, st.version), json.dumps(list(st.alternates)))
+    assert shown_versions(index) == {k: (rank[1], alts) for k, (rank, alts) in best.items()}
+    assert len(best) == len({st.doc_id for st in index.doc_states()}) > 5
