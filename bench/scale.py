@@ -377,7 +377,11 @@ def query(work: Path) -> None:
             run_ingest(settings, [str(small)], embedder=pipeline.embedder)
 
     # stall: questions asked one after another while an article is added and the bot takes it in; each one's time
-    # over its own warm time (the most any question waited).
+    # over its own warm time (the most any question waited). Embedded, the ingest runs in this process as `serve`
+    # runs its schedule, with the passage model loaded as it is after the first scheduled run (the import of
+    # torch and sentence-transformers happens once in a process's life, not at each run).
+    if not settings.server_mode:
+        pipeline.embedder.model  # noqa: B018
     done, waits = threading.Event(), []
 
     def writer() -> None:
