@@ -364,11 +364,15 @@ def query(work: Path) -> None:
     own = dict(zip(questions, plain))
     small = work / "corpus" / "small"
 
-    def add_article(name: str, day: str, seed: int) -> None:
+    run = time.time_ns()  # the query side may be measured again over a kept index: new articles each time
+
+    def add_article(name: str, day: str, seed: int) -> str:
         """One new article in the small folder, added by an ingest: in this process (embedded, as `serve` runs
-        its schedule), or by a `dealbot ingest` process of its own (server mode, as another host would)."""
-        (small / name).write_text(_new_article(seed).replace("a new article", f"an article {name}")
-                                  .replace("published: 2025-12-30", f"published: {day}"), encoding="utf-8")
+        its schedule), or by a `dealbot ingest` process of its own (server mode, as another host would). Returns
+        its first sentence."""
+        text = _new_article(seed + run % 1000).replace("a new article", f"an article {name}")
+        (small / f"{name}-{run}.md").write_text(text.replace("published: 2025-12-30", f"published: {day}"), encoding="utf-8")
+        return text.split("---\n", 2)[2].split(".")[0]
         if settings.server_mode:
             env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
             subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "ingest", "--source", str(small)],
@@ -386,7 +390,7 @@ def query(work: Path) -> None:
 
     def writer() -> None:
         try:
-            add_article("zz-stall-article.md", "2025-12-29", 101)
+            add_article("zz-stall-article", "2025-12-29", 101)
             if not settings.server_mode:
                 pipeline.refresh()  # what `serve` does after each scheduled run
             else:
@@ -405,11 +409,11 @@ def query(work: Path) -> None:
         waits.append((time.perf_counter() - t) * 1000 - own[q])
     thread.join()
     # refresh_s: `Pipeline.refresh()` alone, after another article was added.
-    add_article("zz-refresh-article.md", "2025-12-31", 102)
+    sentence = add_article("zz-refresh-article", "2025-12-31", 102)
     start = time.perf_counter()
     pipeline.refresh()
     refresh_s = time.perf_counter() - start
-    seen = pipeline.retrieve("an article zz-refresh-article.md")[2]
+    seen = pipeline.retrieve(sentence)[2]  # the new article's own first sentence as the question
     print(json.dumps({"start_s": start_s, "refresh_s": refresh_s, "rss_mb": rss,
                       "ask_p50_ms": float(np.percentile(plain, 50)), "ask_p95_ms": float(np.percentile(plain, 95)),
                       "ask_p99_ms": float(np.percentile(plain, 99)),
@@ -418,8 +422,7 @@ def query(work: Path) -> None:
                       "outlet_p50_ms": float(np.percentile(by_outlet, 50)),
                       "outlet_p99_ms": float(np.percentile(by_outlet, 99)),
                       "stall_ms": max(waits), "stall_questions": len(waits), "slowest_ms": max(plain),
-                      "new_article_found": any("zz-refresh-article" in h.title or "zz-refresh-article" in h.text
-                                               for h in seen),
+                      "new_article_found": any(f"zz-refresh-article-{run}" in h.source for h in seen),
                       "questions": len(questions)}))
 
 
