@@ -259,9 +259,11 @@ def _new_article(seed: int = 99) -> str:
     seeds, for the query side)."""
     from bench import Vocabulary
 
-    vocabulary, rng = Vocabulary(seed=seed, theta=500.0), random.Random(seed)
-    sentences = [" ".join(vocabulary.word(rng.randint(4, 9)) for _ in range(rng.randint(12, 20))).capitalize() + "."
-                 for _ in range(60)]
+    # Invented words picked at random from ten million (the copies' vocabulary draws the first few thousand), so
+    # that two of these articles share almost no word either and are no near-duplicates of each other.
+    speller, rng = Vocabulary(), random.Random(seed)
+    words = [speller._spell(rng.randrange(10**7), rng.randint(4, 9)) for _ in range(300)]
+    sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(12, 20))).capitalize() + "." for _ in range(60)]
     return ('---\ntitle: "Benchmark fixture, a new article"\noutlet: Fixture Wire\npublished: 2025-12-30\n---\n'
             + " ".join(sentences) + "\n")
 
