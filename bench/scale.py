@@ -374,13 +374,14 @@ def query(work: Path) -> None:
         its first sentence."""
         text = _new_article(seed + run % 1000).replace("a new article", f"an article {name}")
         (small / f"{name}-{run}.md").write_text(text.replace("published: 2025-12-30", f"published: {day}"), encoding="utf-8")
-        return text.split("---\n", 2)[2].split(".")[0]
         if settings.server_mode:
             env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
             subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "ingest", "--source", str(small)],
                            env=env, check=True, capture_output=True, timeout=600)
         else:
-            run_ingest(settings, [str(small)], embedder=pipeline.embedder)
+            report = run_ingest(settings, [str(small)], embedder=pipeline.embedder)
+            assert report.added == 1, report.to_dict()
+        return text.split("---\n", 2)[2].split(".")[0]
 
     # stall: questions asked one after another while an article is added and the bot takes it in; each one's time
     # over its own warm time (the most any question waited). Embedded, the ingest runs in this process as `serve`
