@@ -53,6 +53,12 @@ class Embedder:
         self.cache_dir = cache_dir
         self._lock = threading.Lock()
 
+    @property
+    def loaded(self) -> bool:
+        """Whether questions are encoded without loading anything first: the exported encoder's session or the
+        model is in memory (what readiness reports)."""
+        return vars(self).get("_query_session") is not None or "model" in vars(self)
+
     @cached_property
     def model(self):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
