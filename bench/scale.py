@@ -133,7 +133,10 @@ def build(data: Path, seed_path: Path, passages: int) -> None:
     from ingest.sources import parse, read_raw
 
     seeds = pickle.loads(seed_path.read_bytes())
-    settings = load_settings(env={"DEALBOT_DATA_DIR": str(data / "data")})
+    env = {"DEALBOT_DATA_DIR": str(data / "data")}
+    if os.environ.get("DEALBOT_CHROMA_URL"):  # the server-mode run: through the server, from a data dir of its own
+        env = {k: os.environ[k] for k in ("DEALBOT_CHROMA_URL", "DEALBOT_DATA_DIR")}
+    settings = load_settings(env=env)
     index = Index(settings, MODEL_NAME, DIMENSIONS, create=True)
     rng, nprng, vocabulary = random.Random(3), np.random.default_rng(3), Vocabulary(seed=3)
     corpus = data / "corpus"
@@ -170,6 +173,15 @@ def build(data: Path, seed_path: Path, passages: int) -> None:
         if sum(len(b[0]) for b in batch) >= 2000:
             flush()
     flush()
+    try:  # the lexical index the ingest keeps beside the data, as a run that had written these would have left it
+        from ingest.lexical import LexicalStore, path_for
+    except ImportError:  # code that has none
+        LexicalStore = None
+    if LexicalStore is not None and not settings.server_mode:  # with a server, each bot replica keeps its own
+        from ingest.words import alias_forms
+
+        store = LexicalStore(path_for(settings.data_dir, settings.collection), index.store_id)
+        store.sync(index, alias_forms(settings.vocabulary))
     import ingest.index
 
     print(json.dumps({"code": ingest.index.__file__, "documents": i - skipped, "passages": stored, "skipped": skipped,
@@ -242,21 +254,179 @@ def store_figures(code: Path, work: Path, seed: Path, passages: int) -> dict:
             "env": env}
 
 
-def _new_article() -> str:
-    """A fixture article no copy resembles (its own words throughout): what `add_one_s` adds."""
+def _new_article(seed: int = 99) -> str:
+    """A fixture article no copy resembles (its own words throughout): what `add_one_s` adds (others, with other
+    seeds, for the query side)."""
     from bench import Vocabulary
 
-    vocabulary, rng = Vocabulary(seed=99, theta=500.0), random.Random(99)
-    sentences = [" ".join(vocabulary.word(rng.randint(4, 9)) for _ in range(rng.randint(12, 20))).capitalize() + "."
-                 for _ in range(60)]
+    # Invented words picked at random from ten million (the copies' vocabulary draws the first few thousand), so
+    # that two of these articles share almost no word either and are no near-duplicates of each other.
+    speller, rng = Vocabulary(), random.Random(seed)
+    words = [speller._spell(rng.randrange(10**7), rng.randint(4, 9)) for _ in range(300)]
+    sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(12, 20))).capitalize() + "." for _ in range(60)]
     return ('---\ntitle: "Benchmark fixture, a new article"\noutlet: Fixture Wire\npublished: 2025-12-30\n---\n'
             + " ".join(sentences) + "\n")
 
 
+def server_figures(code: Path, work: Path, seed: Path, passages: int) -> dict:
+    """The query-side figures against a `chroma run` server on loopback, prefixed `server_`: the index built through
+    the server, a bot replica with a data directory of its own. `server_first_start_s` is a replica's first start
+    (its lexical copy built from the server); `server_start_s` a restart."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    chroma = Path(sys.executable).parent / "chroma"
+    server = subprocess.Popen([str(chroma), "run", "--path", str(work / "server"), "--host", "127.0.0.1", "--port",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("chroma run did not start") from None
+                time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}"
+        _run(code, [str(ROOT / "bench" / "scale.py"), "build", str(work), str(seed), str(passages)],
+             {"DEALBOT_CHROMA_URL": url, "DEALBOT_DATA_DIR": str(work / "builder")})
+        corpus = work / "corpus"
+        env = {"DEALBOT_CHROMA_URL": url, "DEALBOT_DATA_DIR": str(work / "replica"),
+               "DEALBOT_SOURCES": ",".join(str(p.resolve()) for p in sorted(corpus.iterdir()))}
+        code_ = "import time; t = time.perf_counter(); from bot.pipeline import Pipeline; from ingest.settings import " \
+                "load_settings; Pipeline(load_settings()); print(time.perf_counter() - t)"
+        done, _ = _run(code, ["-c", code_], env)
+        figures = {"first_start_s": float(done.stdout.split()[-1]), **query_figures(code, work, env, passages)}
+        return {f"server_{k}": v for k, v in figures.items() if k != "questions"}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def query_figures(code: Path, work: Path, env: dict, passages: int) -> dict:
-    """The query-side figures for one size (start_s, refresh_s, rss_mb, ask_p50_ms, ask_p99_ms, filtered_p50_ms,
-    stall_ms, slowest_ms, and the server-mode run): added here by the retrieval side."""
-    return {}
+    """The query-side figures for one size, measured in a fresh process with the code in `code`: start_s (a cold
+    `Pipeline()`, model load included), rss_mb after the warm-up, ask p50/p99 over the eval questions asked twice
+    (the second round counted), filtered_p50_ms / outlet_p50_ms over the same questions with a date filter and an
+    outlet filter, export_s (the question encoder's one-time ONNX export in a new data directory, before start_s
+    is measured), slowest_ms (the slowest eval question, warm), stall_ms (the most any question asked while an
+    article is added and taken in waited over its own warm time), refresh_s (`Pipeline.refresh()` after an
+    ingest added one article)."""
+    # The question encoder is exported to ONNX once per data directory (seconds, with torch loaded): done first, so
+    # that start_s is a bot process's start as it is every time after the first (export_s is that first time).
+    export = ("import time; from ingest.settings import load_settings; from ingest.store import open_embedder; "
+              "t = time.perf_counter(); open_embedder(load_settings(), questions=True).encode_query('x'); "
+              "print(time.perf_counter() - t)")
+    done, _ = _run(code, ["-c", export], env)
+    export_s = float(done.stdout.split()[-1])
+    done, _ = _run(code, [str(ROOT / "bench" / "scale.py"), "query", str(work)], env)
+    return {"export_s": export_s, **json.loads(done.stdout.splitlines()[-1])}
+
+
+QUESTIONS = ROOT / "tests" / "eval"
+
+
+def query(work: Path) -> None:
+    """The child of query_figures: prints its figures as one JSON line."""
+    import threading
+
+    import numpy as np
+
+    from bot.pipeline import Pipeline
+    from bot.retrieve import Filters
+    from ingest.settings import load_settings
+    from ingest.sync import run_ingest
+
+    questions = [json.loads(line)["question"] for f in sorted(QUESTIONS.glob("*.jsonl"))
+                 for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    settings = load_settings()
+    start = time.perf_counter()
+    pipeline = Pipeline(settings)
+    start_s = time.perf_counter() - start
+
+    def timed(filters=None) -> list[float]:
+        out = []
+        for q in questions:
+            t = time.perf_counter()
+            pipeline.ask(q, filters=filters)
+            out.append((time.perf_counter() - t) * 1000)
+        return out
+
+    timed()  # warm-up
+    plain = timed()
+    dated, outlet = Filters(since="2025-07-01"), Filters(sources=(OUTLETS[7],))
+    timed(dated)
+    filtered = timed(dated)
+    timed(outlet)
+    by_outlet = timed(outlet)
+    rss = int(re.search(r"VmRSS:\s+(\d+)", Path("/proc/self/status").read_text())[1]) / 1024
+    own = dict(zip(questions, plain))
+    small = work / "corpus" / "small"
+
+    run = time.time_ns()  # the query side may be measured again over a kept index: new articles each time
+
+    def add_article(name: str, day: str, seed: int) -> str:
+        """One new article in the small folder, added by an ingest: in this process (embedded, as `serve` runs
+        its schedule), or by a `dealbot ingest` process of its own (server mode, as another host would). Returns
+        its first sentence."""
+        text = _new_article(seed + run % 1000).replace("a new article", f"an article {name}")
+        (small / f"{name}-{run}.md").write_text(text.replace("published: 2025-12-30", f"published: {day}"), encoding="utf-8")
+        if settings.server_mode:
+            env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+            subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "ingest", "--source", str(small)],
+                           env=env, check=True, capture_output=True, timeout=600)
+        else:
+            report = run_ingest(settings, [str(small)], embedder=pipeline.embedder)
+            assert report.added == 1, report.to_dict()
+        return text.split("---\n", 2)[2].split(".")[0]
+
+    # stall: questions asked one after another while an article is added and the bot takes it in; each one's time
+    # over its own warm time (the most any question waited). Embedded, the ingest runs in this process as `serve`
+    # runs its schedule, with the passage model loaded as it is after the first scheduled run (the import of
+    # torch and sentence-transformers happens once in a process's life, not at each run).
+    if not settings.server_mode:
+        pipeline.embedder.model  # noqa: B018
+    done, waits = threading.Event(), []
+
+    def writer() -> None:
+        try:
+            add_article("zz-stall-article", "2025-12-29", 101)
+            if not settings.server_mode:
+                pipeline.refresh()  # what `serve` does after each scheduled run
+            else:
+                pipeline.retriever.caught_up(120)  # the background refresh
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    i = 0
+    while not done.is_set() or i < 10:
+        q = questions[i % len(questions)]
+        i += 1
+        t = time.perf_counter()
+        pipeline.ask(q)
+        waits.append((time.perf_counter() - t) * 1000 - own[q])
+    thread.join()
+    # refresh_s: `Pipeline.refresh()` alone, after another article was added.
+    sentence = add_article("zz-refresh-article", "2025-12-31", 102)
+    start = time.perf_counter()
+    pipeline.refresh()
+    refresh_s = time.perf_counter() - start
+    seen = pipeline.retrieve(sentence)[2]  # the new article's own first sentence as the question
+    print(json.dumps({"start_s": start_s, "refresh_s": refresh_s, "rss_mb": rss,
+                      "ask_p50_ms": float(np.percentile(plain, 50)), "ask_p95_ms": float(np.percentile(plain, 95)),
+                      "ask_p99_ms": float(np.percentile(plain, 99)),
+                      "filtered_p50_ms": float(np.percentile(filtered, 50)),
+                      "filtered_p99_ms": float(np.percentile(filtered, 99)),
+                      "outlet_p50_ms": float(np.percentile(by_outlet, 50)),
+                      "outlet_p99_ms": float(np.percentile(by_outlet, 99)),
+                      "stall_ms": max(waits), "stall_questions": len(waits), "slowest_ms": max(plain),
+                      "new_article_found": any(f"zz-refresh-article-{run}" in h.source for h in seen),
+                      "questions": len(questions)}))
 
 
 # ------------------------------------------------------------------------------------------------------- report
@@ -270,9 +440,13 @@ def _fmt(value) -> str:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "build":
         return build(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+    if len(sys.argv) > 1 and sys.argv[1] == "query":
+        return query(Path(sys.argv[2]))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("passages", nargs="*", type=int, default=[10000, 30000, 100000])
     parser.add_argument("--compare", type=Path, help="also measure the code in this directory (another checkout)")
+    parser.add_argument("--no-server", dest="server", action="store_false",
+                        help="skip the run against a `chroma run` server")
     parser.add_argument("--keep", type=Path, help="build under this directory and keep it (default: a temp dir)")
     args = parser.parse_args()
     trees = [("this", ROOT)] + ([("compare", args.compare.resolve())] if args.compare else [])
@@ -286,8 +460,15 @@ def main() -> None:
                 work = tmp / f"{label}-{n}"
                 figures = store_figures(code, work, seed, n)
                 figures.update(query_figures(code, work, figures.pop("env"), n))
-                results[(label, n)] = figures
                 print(f"{label:>8} {n:>7} passages: " + " ".join(f"{k}={_fmt(v)}" for k, v in figures.items()), flush=True)
+                if args.server:
+                    shutil.rmtree(work / "corpus", ignore_errors=True)
+                    shutil.rmtree(work / "data", ignore_errors=True)
+                    server = server_figures(code, work, seed, n)
+                    print(f"{label:>8} {n:>7} passages, server: " + " ".join(f"{k}={_fmt(v)}" for k, v in server.items()),
+                          flush=True)
+                    figures.update(server)
+                results[(label, n)] = figures
                 if args.keep is None:
                     shutil.rmtree(work, ignore_errors=True)
     finally:

@@ -317,7 +317,7 @@ def _mentioned(name: str, stats: CorpusStats, lex: Lexicon) -> bool:
     """Whether some article has `name`, or a name that stands for it ("Brussels" for the EU)."""
     if name.lower() in stats.vocabulary:
         return True
-    return lex.has_aliases(name) and any(lex.name_pattern(name).search(text) for text in stats.documents.values())
+    return lex.has_aliases(name) and stats.mentions(lex.name_pattern(name), lex.alias_forms_of(name))
 
 
 def _alias_in(term: str, text: str, lex: Lexicon) -> bool:

@@ -110,7 +110,7 @@ class Readiness:
             index = getattr(self.pipeline, "index", None)
             if index is None or index.collection is None:
                 return False, "the index is not open: run `dealbot ingest` (or check chroma_url)"
-            if "model" not in vars(getattr(self.pipeline, "embedder", object())):
+            if not getattr(getattr(self.pipeline, "embedder", None), "loaded", False):
                 return False, "the embedding model is not loaded yet"
         if self.schedule:
             return self._fresh(time.time() if now is None else now)

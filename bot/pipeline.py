@@ -36,19 +36,21 @@ class Pipeline:
         self.embedder = embedder or open_embedder(settings, questions=True)
         self.index = open_index(settings)
         self.index.require()
-        self.retriever = Retriever(self.index, self.embedder, settings.retrieval.k)
         self.lexicon = Lexicon(settings.vocabulary)
+        self.retriever = Retriever(self.index, self.embedder, settings.retrieval.k, watch=settings.server_mode,
+                                   alias_forms=self.lexicon.alias_forms)
         self.embedder.encode_query("warm up")  # load the model now, not on the first question
 
     def close(self) -> None:
         """Let go of the embedded store, so that another process may write to it; the Pipeline is done with."""
+        self.retriever.close()
         if self._access is not None:
             self._access.release()
 
     def refresh(self) -> None:
-        """Rebuild everything derived from the index (passages, corpus statistics, BM25): call after an ingest run
-        in this process, and the next question sees the new articles. Other processes' writes are picked up by the
-        retriever itself."""
+        """Bring the lexical index up to date with the index (what changed only) and swap in the new snapshot: call
+        after an ingest run in this process, and the next question sees the new articles. Other processes' writes
+        are picked up by the retriever's background refresh (server mode)."""
         self.retriever.reload()
 
     def answer(self, question: str, history: Sequence[str | Answer] = (), **options) -> Answer:

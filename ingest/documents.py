@@ -160,6 +160,30 @@ class SqliteDocuments:
     def of_source(self, source: str) -> list[DocState]:
         return self._select("AND source = ?", (source,))
 
+    def shown(self) -> dict[str, tuple[str, str]]:
+        """The version of each document readers see (its newest complete one) with its alternates (a JSON list),
+        by document key: four columns read, for a lexical index's refresh at any size."""
+        best: dict[str, tuple[tuple[int, str], str]] = {}
+        bad = 0
+        for key, version, written, alternates in self.conn.execute(
+            "SELECT doc_key, version, written, alternates FROM documents WHERE store = ? AND complete = 1", (self.store,)
+        ):
+            try:
+                found = json.loads(alternates or "[]")
+                ok = isinstance(key, str) and key and isinstance(version, str) and version and isinstance(written, int) \
+                    and isinstance(found, list) and all(isinstance(a, str) for a in found)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                bad += 1
+                continue
+            rank = (written, version)
+            if key not in best or rank > best[key][0]:
+                best[key] = (rank, json.dumps(found))
+        if bad:
+            log.warning("skipping %d malformed document state(s)", bad)
+        return {k: (rank[1], alternates) for k, (rank, alternates) in best.items()}
+
     def by_text(self, text_hashes: Sequence[str]) -> list[DocState]:
         out: list[DocState] = []
         hashes = sorted(set(text_hashes))

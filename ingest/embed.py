@@ -10,18 +10,21 @@ Token counting needs only the tokenizer file, which loads in milliseconds.
 
 Questions are encoded one at a time, where PyTorch's per-call overhead dominates: when given a cache folder, the
 Embedder exports the same network to ONNX once (into the data directory) and runs questions through ONNX Runtime,
-about three times faster here, with the same vectors (the tests compare them). Without a cache folder, or if the
-export fails, questions go through PyTorch.
+about three times faster here, with the same vectors (the tests compare them). Once the export exists, a process
+that only answers questions never imports torch or sentence-transformers (seconds of start-up). Without a cache
+folder, or if the export fails, questions go through PyTorch.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
 import warnings
 from functools import cached_property
+from importlib.metadata import version
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -49,6 +52,12 @@ class Embedder:
         self.batch_size = batch_size
         self.cache_dir = cache_dir
         self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether questions are encoded without loading anything first: the exported encoder's session or the
+        model is in memory (what readiness reports)."""
+        return vars(self).get("_query_session") is not None or "model" in vars(self)
 
     @cached_property
     def model(self):
@@ -132,15 +141,27 @@ class Embedder:
         return _normalize(hidden.mean(0).numpy())
 
     def _tokenizer_for_queries(self, text: str) -> dict[str, np.ndarray]:
-        enc = self.model[0].tokenizer([text], truncation=True, max_length=self.model.max_seq_length, return_tensors="np")
-        return {k: enc[k].astype(np.int64) for k in _ONNX_INPUTS}
+        # The tokenizer file sentence-transformers' fast tokenizer wraps, truncating where it does: the same ids.
+        enc = self._query_tokenizer.encode(text)
+        return {"input_ids": np.array([enc.ids], np.int64), "attention_mask": np.array([enc.attention_mask], np.int64),
+                "token_type_ids": np.array([enc.type_ids], np.int64)}
+
+    @cached_property
+    def _query_tokenizer(self):
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(model_path() / "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_seq_length())
+        return tokenizer
 
     @cached_property
     def _query_session(self):
         if self.cache_dir is None:
             return None
         try:
-            return _onnx_session(self.model, self.cache_dir)
+            # The model (torch, sentence-transformers: seconds to import) is loaded only to export the network once.
+            return _onnx_session(lambda: self.model, self.cache_dir)
         except Exception as exc:  # any export or runtime problem: PyTorch still answers, only slower
             log.warning("question encoder: ONNX Runtime unavailable (%s); using PyTorch", exc)
             return None
@@ -149,17 +170,24 @@ class Embedder:
 _ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def _onnx_session(model, cache_dir: Path):
-    """An ONNX Runtime session for the model's mean-pooled, normalised output, exported once per model version."""
+def max_seq_length() -> int:
+    """The model's token limit, as sentence-transformers reads it from the model's folder."""
+    return int(json.loads((model_path() / "sentence_bert_config.json").read_text())["max_seq_length"])
+
+
+def _onnx_session(load_model: Callable, cache_dir: Path):
+    """An ONNX Runtime session for the model's mean-pooled, normalised output, exported once per model version
+    (`load_model` is called only to export it)."""
     import onnxruntime as ort
-    import torch
 
     weights = model_path() / "model.safetensors"
-    key = hashlib.sha1(f"{MODEL_NAME}:{weights.stat().st_size}:{torch.__version__}".encode()).hexdigest()[:12]
+    key = hashlib.sha1(f"{MODEL_NAME}:{weights.stat().st_size}:{version('torch')}".encode()).hexdigest()[:12]
     path = cache_dir / f"query-encoder-{key}.onnx"
     if not path.exists():
+        import torch
+
         cache_dir.mkdir(parents=True, exist_ok=True)
-        transformer = model[0]
+        transformer = load_model()[0]
         sample = transformer.tokenizer(["an example question"], return_tensors="pt")
         partial = path.with_suffix(f".{os.getpid()}.tmp")
         # The tracer warns about shape checks it freezes; for one unpadded question they are constant, and the

@@ -16,7 +16,9 @@ and `outlet_key` (the outlet, case-folded with spaces collapsed: `outlet_key(nam
 Sentence vectors are not in the metadata: `Index.sentence_vectors(ids) -> dict[id, np.ndarray]` reads them (float32,
 sentences x 384, one row per sentence of the passage, in `Row.sentences` order) for just those passages, from the
 sidecar (ingest.vectors): a SQLite file in the data directory, or a side collection on the Chroma server.
-`passages()` attaches them to every row it returns unless asked not to (`with_vectors=False`).
+`passages()` attaches them to every row it returns unless asked not to (`with_vectors=False`). Passage texts are
+kept in the sidecar too, not as the collection's documents (Chroma would index them for full-text search); `rows()`
+and `payloads(ids)` read them from there, or from the collection for rows written before they moved.
 
 Per-document ingest state (ingest.documents) is kept beside the collection and queried by source. An index written
 with schema 1 (sentence vectors as base64 in metadata, no filter keys) is read as it is, and migrated in place the
@@ -214,6 +216,9 @@ def _client(settings: Settings):
     return client
 
 
+WRITTEN_KEPT = 5_000  # passages (with their sentence vectors, about 25 MB)
+
+
 class Index:
     """One Chroma collection of passages, opened for reading or writing (`create`: the ingest, which also
     migrates an index written with an older schema)."""
@@ -224,6 +229,9 @@ class Index:
         self.client = _client(settings)
         self.collection = self._open_collection(create, dimensions)
         self._hidden: frozenset[str] = frozenset()
+        # The passages this Index wrote, as readers will read them (up to WRITTEN_KEPT), so that what is derived
+        # from them (ingest.lexical) need not read them back.
+        self.written: list[Row] | None = []
         if create and self.collection is not None:
             self._upgrade()
 
@@ -348,6 +356,21 @@ class Index:
     def count(self) -> int:
         return self.collection.count() if self.collection is not None else 0
 
+    def change_mark(self) -> tuple[int, int]:
+        """What differs after any ingest run that changed what readers see (an article replaced by a new version
+        of the same length included): the passage count and the run mark `mark_changed` sets, read afresh."""
+        if self.collection is None:
+            return 0, 0
+        collection = self.client.get_collection(self.settings.collection, embedding_function=None)
+        return collection.count(), int((collection.metadata or {}).get("dealbot_changes", 0))
+
+    def mark_changed(self) -> None:
+        """Count one more change in the collection's metadata (what `change_mark` reads)."""
+        current = self.client.get_collection(self.settings.collection, embedding_function=None).metadata or {}
+        meta = {k: v for k, v in current.items() if not k.startswith("hnsw:")}
+        meta["dealbot_changes"] = int(meta.get("dealbot_changes", 0)) + 1
+        self.collection.modify(metadata=meta)
+
     def nearest(self, vector: np.ndarray, k: int, where: dict | None = None) -> list[tuple[str, float]]:
         """Ids and cosine similarities of the `k` passages nearest to `vector` (matching `where`), nearest first."""
         collection = self.require()
@@ -357,6 +380,20 @@ class Index:
         )
         found = [(i, 1.0 - d) for i, d in zip(res["ids"][0], res["distances"][0]) if i not in hidden]
         return found[:k]
+
+    def hide(self, ids: Sequence[str]) -> None:
+        """Leave these passages out of `nearest` from now on (rows readers must not see), until `unhide()`."""
+        self._hidden = self._hidden | frozenset(ids)
+
+    def unhide(self) -> None:
+        self._hidden = frozenset()
+
+    def metadata_of(self, ids: Sequence[str]) -> dict[str, dict | None]:
+        """The stored metadata of these passages, as Chroma returns it (None for a row with none)."""
+        if not ids:
+            return {}
+        res = self.require().get(ids=list(ids), include=["metadatas"])
+        return dict(zip(res["ids"], res["metadatas"]))
 
     def sentence_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The sentence vectors of these passages (float32, one row per sentence), read from the sidecar for just
@@ -371,6 +408,30 @@ class Index:
         if bad:
             log.warning("skipping malformed sentence vectors of %d passage(s) (first: %s: %s)", len(bad), *bad[0])
         return out
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
+        """The text and sentence vectors of these passages, read for just these ids (in one read of the sidecar;
+        Chroma is asked only for the texts of rows written before texts moved to the sidecar). An id without
+        usable sentence vectors is left out (and logged)."""
+        if self.schema < 2:
+            vectors, texts = self.sentence_vectors(ids), {}
+        else:
+            vectors, texts, bad = {}, {}, []
+            for pid, (blob, text) in self.vectors.get_both(ids).items():
+                try:
+                    vectors[pid] = sidecar.decode(blob)
+                except ValueError as exc:
+                    bad.append((pid, exc))
+                    continue
+                if text is not None:
+                    texts[pid] = text
+            if bad:
+                log.warning("skipping malformed sentence vectors of %d passage(s) (first: %s: %s)", len(bad), *bad[0])
+        missing = [pid for pid in vectors if pid not in texts]
+        if missing:
+            res = self.require().get(ids=missing, include=["documents"])
+            texts.update((pid, t or "") for pid, t in zip(res["ids"], res["documents"] or []))
+        return {pid: (texts.get(pid, ""), v) for pid, v in vectors.items()}
 
     def _sentence_blobs(self, ids: Sequence[str]) -> dict[str, bytes]:
         blobs = self.vectors.get(ids) if self.schema >= 2 or self.collection is None else {}
@@ -418,6 +479,9 @@ class Index:
             out.extend(Row(id=i, text=t or "", meta=m or {}) for i, t, m in zip(res["ids"], docs, res["metadatas"]))
             if len(res["ids"]) < page:
                 break
+        if with_text:  # texts are in the sidecar, but for rows written before they moved there
+            texts = self.vectors.texts([r.id for r in out if not r.text])
+            out = [Row(r.id, texts.get(r.id, r.text), r.meta) if not r.text else r for r in out]
         if with_vectors:
             blobs = self._sentence_blobs([r.id for r in out])
             out = [Row(r.id, r.text, r.meta, blobs.get(r.id)) for r in out]
@@ -522,15 +586,19 @@ class Index:
                     meta["minhash"] = more["minhash"]
                 metadatas.append(meta)
             ids = [passage_id(p) for p in chunk]
-            self.vectors.put(zip(ids, sentence_vectors[lo : lo + batch]))
-            collection.upsert(
-                ids=ids,
-                documents=[p.text for p in chunk],
-                metadatas=metadatas,
-                embeddings=vectors[lo : lo + batch],
-            )
+            self._keep(ids, chunk, metadatas, sentence_vectors[lo : lo + batch])
+            self.vectors.put_passages(zip(ids, sentence_vectors[lo : lo + batch], [p.text for p in chunk]))
+            collection.upsert(ids=ids, metadatas=metadatas, embeddings=vectors[lo : lo + batch])
         for st in docs:
             self.documents.mark(st.key, st.version, True)
+
+    def _keep(self, ids, passages, metadatas, sentence_vectors) -> None:
+        if self.written is None:
+            return
+        if len(self.written) + len(ids) > WRITTEN_KEPT:
+            self.written = None  # a large run: whatever needs its passages reads them back
+            return
+        self.written += [Row(i, p.text, m, sidecar.encode(v)) for i, p, m, v in zip(ids, passages, metadatas, sentence_vectors)]
 
     def add_alternate(self, state: DocState, location: str, outlet: str = "") -> None:
         """Record `location` as another place the document `state` was published (by `outlet`, when known)."""

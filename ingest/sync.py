@@ -32,6 +32,9 @@ from .dedupe import NearDuplicates, signature
 from .embed import Embedder
 from .fetch import Fetcher
 from .index import Index, doc_key, version_of
+from .lexical import LexicalStore
+from .lexical import path_for as lexical_path
+from .words import alias_forms
 from .lock import WriterLock
 from .records import Article, DocState, Passage
 from .report import RunReport
@@ -123,8 +126,23 @@ def sync(
     changes = _changed_articles(index, items, stored, state, report, settings)
     changes = _without_duplicates(index, changes, state, report)
     _write(index, changes, embedder, settings, state, report, progress, stop)
+    if report.changed:
+        index.mark_changed()  # bot replicas watching a server take the change in
+    _update_lexical(index, settings)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _update_lexical(index: Index, settings: Settings) -> None:
+    """Bring the lexical index beside the data (ingest.lexical) up to date, so that a bot opens it ready. In server
+    mode each bot replica keeps its own copy, brought up to date from the server."""
+    if settings.server_mode or index.collection is None:
+        return
+    store = LexicalStore(lexical_path(settings.data_dir, settings.collection), index.store_id)
+    try:
+        store.sync(index, alias_forms(settings.vocabulary))
+    finally:
+        store.close()
 
 
 def _list(spec, index, stored, state, fetcher, report, progress, settings) -> list[_Item]:

@@ -1,4 +1,4 @@
-from conftest import SAMPLE
+from conftest import ROOT, SAMPLE
 from ingest.chunking import chunk, split_sentences
 from ingest.sources import parse, read_raw
 
@@ -56,3 +56,29 @@ def test_fast_paths_compute_what_sentence_transformers_computes(embedder):
     # In-context sentence vectors differ from each other and lean towards their own words.
     own = embedder.model.encode(["Rare earth magnets are flowing again."], normalize_embeddings=True)[0]
     assert sentences[1][0] @ own > sentences[1][1] @ own
+
+
+def test_questions_are_tokenised_as_sentence_transformers_tokenises_them(embedder):
+    import numpy as np
+
+    long = "Rare earth magnets, gallium and germanium: " + "export licences again and again " * 80
+    for text in ("When was the deal signed?", long, "Qu'a dit Pékin — 稀土 — about the truce?", ""):
+        ours = embedder._tokenizer_for_queries(text)
+        theirs = embedder.model[0].tokenizer([text], truncation=True, max_length=embedder.model.max_seq_length,
+                                             return_tensors="np")
+        for key in ours:
+            assert np.array_equal(ours[key], theirs[key]), (key, text[:30])
+    assert ours["input_ids"].shape[1] <= embedder.model.max_seq_length
+
+
+def test_a_process_answering_questions_never_imports_torch_once_the_encoder_is_exported(embedder):
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from pathlib import Path; from ingest.embed import Embedder; "
+            f"v = Embedder(cache_dir=Path({str(embedder.cache_dir)!r})).encode_query('When was the deal signed?'); "
+            "print(json.dumps([len(v), sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules)]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1]) == [384, []]

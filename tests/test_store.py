@@ -7,6 +7,7 @@ import json
 import logging
 import shutil
 import sqlite3
+import zlib
 
 import numpy as np
 import pytest
@@ -137,7 +138,8 @@ def test_a_malformed_document_state_is_skipped_and_logged(tmp_path, embedder, ca
 
 def downgrade_to_schema_1(settings) -> None:
     """Rewrite an index into the format the previous code wrote (schema 1): each passage's sentence vectors as
-    base64 float16 in its metadata ('svec'), no filter keys, no store id, no sidecar, no document state."""
+    base64 float16 in its metadata ('svec'), its text as the collection's document, no filter keys, no store id, no
+    sidecar, no document state."""
     import base64
 
     import chromadb
@@ -145,15 +147,17 @@ def downgrade_to_schema_1(settings) -> None:
 
     with sqlite3.connect(settings.data_dir / "sentences.sqlite") as conn:
         blobs = dict(conn.execute(f"SELECT id, vectors FROM sv_{settings.collection}"))
+        texts = {i: zlib.decompress(t).decode() for i, t in conn.execute(f"SELECT id, text FROM sv_{settings.collection}")}
     client = chromadb.PersistentClient(path=str(settings.chroma_path), settings=ChromaSettings(anonymized_telemetry=False))
     collection = client.get_collection(settings.collection, embedding_function=None)
-    res = collection.get(include=["metadatas"])
+    res = collection.get(include=["metadatas", "embeddings"])
     metas = []
     for pid, meta in zip(res["ids"], res["metadatas"]):
         meta = {k: v for k, v in meta.items() if k not in ("published_ymd", "outlet_key")}
         metas.append({**meta, "svec": base64.b64encode(blobs[pid]).decode("ascii"),
                       "published_ymd": None, "outlet_key": None})
-    collection.update(ids=res["ids"], metadatas=metas)
+    collection.update(ids=res["ids"], metadatas=metas, documents=[texts[i] for i in res["ids"]],  # texts in Chroma
+                      embeddings=res["embeddings"])
     old = {k: v for k, v in collection.metadata.items() if k not in ("dealbot_store",) and not k.startswith("hnsw:")}
     collection.modify(metadata={**old, "dealbot_schema": 1})
     del client
