@@ -402,16 +402,16 @@ class Retriever:
         top = [i for i in top[np.argsort(-scores[top])] if scores[i] > 0]
         found = list(zip(snap.ids_at(top), (float(scores[i]) for i in top)))
         if filters and found:
-            sql, args = self._filter_sql(filters)
-            ids = [p for p, _ in found]
-            admitted = {p for (p,) in snap.query(
-                f"SELECT id FROM passages WHERE id IN ({','.join('?' * len(ids))}) AND {sql}", ids + args)}
+            admitted = self.admitted(filters, among=[p for p, _ in found])
             found = [(p, s) for p, s in found if p in admitted][:n]
         return found
 
-    def admitted(self, filters: Filters) -> set[str]:
-        """The ids of the passages `filters` admits (for tests and tools; questions filter in their queries)."""
+    def admitted(self, filters: Filters, among: list[str] | None = None) -> set[str]:
+        """The ids of the passages `filters` admits, of those `among` (questions check their candidates only;
+        every passage for tests and tools)."""
         sql, args = self._filter_sql(filters)
+        if among is not None:
+            sql, args = f"id IN ({','.join('?' * len(among))}) AND {sql}", [*among, *args]
         return {pid for (pid,) in self._snap.query(f"SELECT id FROM passages WHERE {sql}", args)}
 
     def _filter_sql(self, filters: Filters) -> tuple[str, list]:
@@ -498,10 +498,7 @@ class Retriever:
         pool = OVERFETCH * n
         dense, briefs = self._dense(vector, pool, None)
         if dense:
-            sql, args = self._filter_sql(filters)
-            ids = [p for p, _ in dense]
-            admitted = {p for (p,) in self._snap.query(
-                f"SELECT id FROM passages WHERE id IN ({','.join('?' * len(ids))}) AND {sql}", ids + args)}
+            admitted = self.admitted(filters, among=[p for p, _ in dense])
             kept = [(p, s) for p, s in dense if p in admitted]
             if len(kept) >= n or len(dense) < pool:  # enough, or the pool held every passage there is
                 return kept[:n], briefs

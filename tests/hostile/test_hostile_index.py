@@ -206,3 +206,23 @@ def test_with_every_malformed_passage_at_once_ask_ingest_status_and_serve_still_
         _, err = serve.communicate(timeout=60)
     # The bot opens the lexical index of the listed documents only: the strays are never read at start.
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("blob", [b"not zlib at all", b"\x78\x9c" + b"\xff" * 40, "text, not a blob"])
+def test_an_unreadable_passage_text_in_the_sidecar_is_logged_and_the_bot_still_answers(tmp_path, embedder, blob, caplog):
+    from bot.pipeline import Pipeline
+    from ingest.sync import run_ingest
+
+    settings = make_settings(tmp_path / "data")
+    run_ingest(settings, [str(SAMPLE)], embedder=embedder)
+    with sqlite3.connect(settings.data_dir / "sentences.sqlite") as conn:
+        table = f"sv_{settings.collection}"
+        ids = [i for (i,) in conn.execute(f"SELECT id FROM {table} ORDER BY id")]
+        conn.execute(f"UPDATE {table} SET text = ? WHERE id = ?", (blob, ids[0]))
+    pipeline = Pipeline(settings, embedder=embedder)
+    answer = pipeline.ask(QUESTION)
+    assert answer.answered and answer.citations
+    hits = pipeline.retrieve(QUESTION)[2]
+    assert ids[0] not in {h.id for h in hits} and all(h.text for h in hits)
+    assert ids[0] in caplog.text and "unreadable" in caplog.text
+    pipeline.close()
